@@ -1,0 +1,64 @@
+"""Errors cpudb reports to the operator as one line and exit code 2."""
+
+
+class CpudbError(Exception):
+    """Base of every error caused by input or environment rather than by a bug."""
+
+    exit_code = 2
+
+
+class DumpParseError(CpudbError):
+    """A dump file cannot be read as any supported format."""
+
+    def __init__(self, source: str, problem: str, line: int | None = None):
+        self.source = source
+        self.problem = problem
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {problem}")
+
+
+class IngestError(CpudbError):
+    """One or more dumps of an ingest run failed to parse; nothing was written."""
+
+    def __init__(self, failures: list[DumpParseError]):
+        self.failures = failures
+        lines = [str(f) for f in failures]
+        summary = f"{len(failures)} dump(s) failed to parse, nothing was ingested (use --skip-bad to ingest the rest)"
+        super().__init__("\n".join(lines + [summary]) if len(lines) > 1 else lines[0])
+
+
+class SelectionError(CpudbError):
+    """A host selection names nothing, or names something unknown."""
+
+
+class UnknownHostError(SelectionError):
+    """A host name given explicitly is not in the database."""
+
+
+class DatabaseError(CpudbError):
+    """The database is missing, busy, or not a cpudb database."""
+
+
+class DatabaseBusyError(DatabaseError):
+    """Another cpudb process is writing to the same database."""
+
+
+class CatalogError(CpudbError):
+    """A catalog data file or a libvirt cpu_map is malformed."""
+
+
+class UnknownModelError(CatalogError):
+    """A CPU model name is not in the catalog."""
+
+
+class UnknownFlagError(CatalogError):
+    """A flag name is not known under any of its names."""
+
+
+class RequirementError(CpudbError):
+    """A --require'd flag is missing on some selected hosts."""
+
+
+class OutputError(CpudbError):
+    """An output path cannot be written."""
