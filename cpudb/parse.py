@@ -1,0 +1,515 @@
+"""Read host dumps (lscpu text and JSON, /proc/cpuinfo, sorted flag lists) into HostDump records.
+
+The format is detected from the content, never from the file name. Every problem
+raises DumpParseError naming the file (and the line where one is to blame).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cpudb.errors import DumpParseError
+
+MAX_DUMP_BYTES = 8 * 1024 * 1024  # /proc/cpuinfo of a 1,000-CPU host is about 3 MB
+MAX_LINE_CHARS = 64 * 1024  # the longest real Flags line is about 2.5 KB
+
+# Suffixes that name a dump's format rather than its host.
+DUMP_SUFFIXES = (".sorted", ".flags-lscpu", ".lscpu", ".cpuinfo", ".txt", ".json", ".xml", ".cpuid", ".dump")
+
+_FLAG_TOKEN = re.compile(r"^[a-z0-9_]+$")
+_HEADER_LINE = re.compile(r"^(hostname|collected|kernel)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
+_CPUINFO_LINE = re.compile(r"^([^:\t]+?)\s*:\s?(.*?)\s*$")
+_HOST_NAME = re.compile(r"^[^\s,]{1,253}$")
+
+# Keys only an English lscpu prints; their absence in key: value text means another language.
+_LSCPU_ENGLISH_KEYS = {"Architecture", "Vendor ID", "Model name", "Byte Order", "CPU op-mode(s)"}
+# "Flags" in the util-linux translations an operator is likely to meet.
+_LOCALIZED_FLAGS = {"Markierungen", "Drapeaux", "Indicadores", "Opciones", "Flaggor", "Flagi", "Vlaggen", "Bandiere", "Příznaky"}
+_NON_X86 = {
+    "aarch64": "aarch64",
+    "arm64": "aarch64",
+    "armv7l": "32-bit ARM",
+    "ppc64le": "ppc64le",
+    "ppc64": "ppc64",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "loongarch64": "loongarch64",
+}
+# The top-level lscpu section (util-linux >= 2.38) whose indented children are vulnerabilities.
+_VULNERABILITY_SECTION = "Vulnerabilities"
+
+
+@dataclass(frozen=True)
+class ExtraLine:
+    """A line kept beside the flags: ``vmx flags``, ``bugs``, a vulnerability, power management."""
+
+    kind: str
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class HostDump:
+    """Everything cpudb keeps from one dump of one host."""
+
+    host: str
+    source_path: str
+    source_format: str
+    sha256: str
+    flags: frozenset[str]
+    vendor: str | None = None
+    model_name: str | None = None
+    family: int | None = None
+    model: int | None = None
+    stepping: int | None = None
+    microcode: str | None = None
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    hypervisor_vendor: str | None = None
+    kernel: str | None = None
+    collected_at: datetime | None = None
+    extra: tuple[ExtraLine, ...] = ()
+    notes: tuple[str, ...] = ()
+    # libvirt view (QEMU feature names) when the dump carries one: domcapabilities host-model.
+    guest_features: frozenset[str] | None = None
+
+    @property
+    def is_guest(self) -> bool:
+        """True when the dump was taken inside a virtual machine."""
+        return self.hypervisor_vendor is not None or "hypervisor" in self.flags
+
+
+@dataclass
+class _Header:
+    host: str | None = None
+    collected_at: datetime | None = None
+    kernel: str | None = None
+
+
+@dataclass
+class _Fields:
+    """What one format parser extracted, before it becomes a HostDump."""
+
+    source_format: str
+    flags: frozenset[str]
+    vendor: str | None = None
+    model_name: str | None = None
+    family: int | None = None
+    model: int | None = None
+    stepping: int | None = None
+    microcode: str | None = None
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    hypervisor_vendor: str | None = None
+    extra: list[ExtraLine] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    guest_features: frozenset[str] | None = None
+
+
+def host_name_from_path(path: str | Path) -> str:
+    """The host name a file stands for when it carries no ``hostname:`` header."""
+    name = Path(path).name
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in DUMP_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                stripped = True
+    return name
+
+
+def parse_file(path: str | Path, known_flags: frozenset[str] = frozenset()) -> HostDump:
+    """Read and parse one dump file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_DUMP_BYTES:
+            raise DumpParseError(str(path), f"file too large ({size / 1e6:.1f} MB; a dump is a few KB to a few MB)")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DumpParseError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    return parse_dump(data, str(path), known_flags=known_flags)
+
+
+def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset()) -> HostDump:
+    """Parse one dump given as bytes; ``source`` names it in errors and decides the default host name.
+
+    ``known_flags`` (kernel names from the flag dictionary) lets the parser rejoin flags that a
+    wiki or ticket wrapped in the middle of a word.
+    """
+    text = _decode(data, source)
+    lines = text.split("\n")
+    _check_line_lengths(lines, source)
+    header, body_start = _read_header(lines, source)
+    body = lines[body_start:]
+    fields = _parse_body(body, source, body_start, known_flags)
+    if text and not text.endswith("\n") and _last_line_is_flags(body):
+        raise DumpParseError(source, "truncated: the file ends inside the flags line (no final newline)", len(lines))
+    _check_x86_flags(fields.flags, source)
+    host = header.host or host_name_from_path(source)
+    if not _HOST_NAME.match(host):
+        raise DumpParseError(source, f"invalid host name {host!r} (no spaces or commas, at most 253 characters)")
+    return HostDump(
+        host=host,
+        source_path=source,
+        source_format=fields.source_format,
+        sha256=hashlib.sha256(data).hexdigest(),
+        flags=fields.flags,
+        vendor=fields.vendor,
+        model_name=fields.model_name,
+        family=fields.family,
+        model=fields.model,
+        stepping=fields.stepping,
+        microcode=fields.microcode,
+        sockets=fields.sockets,
+        cores_per_socket=fields.cores_per_socket,
+        threads_per_core=fields.threads_per_core,
+        hypervisor_vendor=fields.hypervisor_vendor,
+        kernel=header.kernel,
+        collected_at=header.collected_at,
+        extra=tuple(fields.extra),
+        notes=tuple(fields.notes),
+        guest_features=fields.guest_features,
+    )
+
+
+# --- text decoding and structure -------------------------------------------------------------
+
+
+def _decode(data: bytes, source: str) -> str:
+    if not data.strip():
+        raise DumpParseError(source, "empty file")
+    if b"\x00" in data:
+        raise DumpParseError(source, "binary data (NUL bytes); expected lscpu or /proc/cpuinfo text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DumpParseError(source, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
+    if any(ord(ch) < 32 and ch not in "\t\r\n\f\v" for ch in text):
+        raise DumpParseError(source, "binary data (control characters); expected lscpu or /proc/cpuinfo text")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _check_line_lengths(lines: list[str], source: str) -> None:
+    for number, line in enumerate(lines, 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise DumpParseError(source, f"line is {len(line):,} characters long (not lscpu output)", number)
+
+
+def _read_header(lines: list[str], source: str) -> tuple[_Header, int]:
+    """Read the ``hostname:``/``collected:``/``kernel:`` lines cpudb collect writes first."""
+    header = _Header()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip() or line.startswith("#"):
+            index += 1
+            continue
+        match = _HEADER_LINE.match(line)
+        if not match:
+            break
+        key, value = match.group(1).lower(), match.group(2)
+        if key == "hostname":
+            header.host = value
+        elif key == "kernel":
+            header.kernel = value or None
+        else:
+            header.collected_at = _parse_time(value, source, index + 1)
+        index += 1
+    return header, index
+
+
+def _parse_time(value: str, source: str, line: int) -> datetime:
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise DumpParseError(source, f"collected: {value!r} is not an ISO 8601 time", line) from None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
+
+
+def _parse_body(body: list[str], source: str, offset: int, known_flags: frozenset[str]) -> _Fields:
+    first = next((line.strip() for line in body if line.strip()), "")
+    if not first:
+        raise DumpParseError(source, "no dump after the header lines")
+    if first[0] in "{[":
+        return _parse_lscpu_json("\n".join(body), source)
+    if first.startswith("<"):
+        # XML formats (virsh capabilities, domcapabilities, libvirt CPUID data) live in their own module.
+        from cpudb.parse_xml import parse_xml_dump
+
+        return parse_xml_dump("\n".join(body), source)
+    if any(re.match(r"^processor\s*:", line) for line in body):
+        return _parse_cpuinfo(body, source, offset)
+    if any(_LSCPU_LINE.match(line) for line in body):
+        return _parse_lscpu_text(body, source, offset, known_flags)
+    return _parse_flag_list(body, source, offset)
+
+
+def _last_line_is_flags(body: list[str]) -> bool:
+    last = next((line for line in reversed(body) if line.strip()), "")
+    return bool(re.match(r"^\s*flags\s*:", last, re.IGNORECASE))
+
+
+def _check_x86_flags(flags: frozenset[str], source: str) -> None:
+    if not flags:
+        raise DumpParseError(source, "the flags line is empty (a guest whose hypervisor hides CPUID?)")
+    if {"fp", "asimd"} <= flags or "evtstrm" in flags:
+        raise DumpParseError(source, "aarch64 flags (fp asimd ...): cpudb analyses x86-64 hosts only")
+    bad = sorted(flag for flag in flags if not _FLAG_TOKEN.match(flag))
+    if bad:
+        raise DumpParseError(source, f"malformed flag {bad[0]!r} (flags are lower-case words)")
+    if "fpu" not in flags and "lm" not in flags:
+        raise DumpParseError(source, "no x86 base flags (fpu, lm) in the flags line; is this an x86-64 dump?")
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return int(value, 16) if value.lower().startswith("0x") else int(value)
+    except ValueError:
+        return None
+
+
+def _non_x86(arch: str | None, source: str) -> None:
+    if arch and arch.strip().lower() in _NON_X86:
+        name = _NON_X86[arch.strip().lower()]
+        raise DumpParseError(source, f"{name} dump: cpudb analyses x86-64 hosts only")
+
+
+# --- lscpu text ----------------------------------------------------------------------------
+
+
+def _parse_lscpu_text(body: list[str], source: str, offset: int, known_flags: frozenset[str]) -> _Fields:
+    values: dict[str, str] = {}
+    extra: list[ExtraLine] = []
+    flags_line: int | None = None
+    flag_chunks: list[str] = []
+    section: str | None = None
+    previous_key: str | None = None
+    previous_extra: int | None = None
+    for number, line in enumerate(body, offset + 1):
+        if not line.strip():
+            previous_key = previous_extra = None
+            continue
+        match = _LSCPU_LINE.match(line)
+        if match is None:
+            # A value wrapped onto the next line (lscpu at a narrow terminal, or a wiki copy).
+            if previous_key == "Flags":
+                flag_chunks.append(line)
+            elif previous_extra is not None:
+                kept = extra[previous_extra]
+                extra[previous_extra] = ExtraLine(kept.kind, kept.name, f"{kept.value} {line.strip()}")
+            elif previous_key is None:
+                raise DumpParseError(source, f"unexpected line {line.strip()[:60]!r} in lscpu output", number)
+            continue
+        indent, key, value = len(match.group(1)), match.group(2).strip(), match.group(3)
+        previous_extra = None
+        if indent == 0:
+            section = key if not value else None
+        if key == "Flags":
+            if flags_line is not None:
+                raise DumpParseError(
+                    source, f"two Flags: lines (lines {flags_line} and {number}); two dumps in one file?", number
+                )
+            flags_line = number
+            flag_chunks = [value]
+        elif key.startswith("Vulnerability ") or (section == _VULNERABILITY_SECTION and indent > 0):
+            extra.append(ExtraLine("vulnerability", key.removeprefix("Vulnerability "), value))
+            previous_extra = len(extra) - 1
+        values.setdefault(key, value)
+        previous_key = key
+    _non_x86(values.get("Architecture"), source)
+    if flags_line is None:
+        if _looks_localized(values):
+            raise DumpParseError(source, "lscpu output in another language (collect it with LC_ALL=C lscpu)")
+        raise DumpParseError(source, 'no "Flags:" line (is this lscpu output from an x86-64 host?)')
+    return _Fields(
+        source_format="lscpu",
+        flags=frozenset(_join_flag_chunks(flag_chunks, known_flags)),
+        vendor=values.get("Vendor ID") or None,
+        model_name=values.get("Model name") or None,
+        family=_int(values.get("CPU family")),
+        model=_int(values.get("Model")),
+        stepping=_int(values.get("Stepping")),
+        sockets=_int(values.get("Socket(s)")),
+        cores_per_socket=_int(values.get("Core(s) per socket")),
+        threads_per_core=_int(values.get("Thread(s) per core")),
+        hypervisor_vendor=values.get("Hypervisor vendor") or None,
+        extra=extra,
+    )
+
+
+def _looks_localized(values: dict[str, str]) -> bool:
+    keys = values.keys()
+    return bool(
+        _LOCALIZED_FLAGS & keys
+        or any(not key.isascii() for key in keys)
+        or not (_LSCPU_ENGLISH_KEYS & keys)
+    )
+
+
+def _join_flag_chunks(chunks: list[str], known_flags: frozenset[str]) -> list[str]:
+    """Rejoin a Flags value wrapped over several lines.
+
+    lscpu itself wraps at the terminal width in the middle of a word, and copies in
+    tickets lose the spaces at line ends, so a line break may or may not separate two
+    flags. The pieces either side are glued into one flag when that gives a known flag
+    and one of the pieces alone is not a known flag.
+    """
+    tokens: list[str] = chunks[0].split()
+    for chunk in chunks[1:]:
+        pieces = chunk.split()
+        if tokens and pieces:
+            glued = tokens[-1] + pieces[0]
+            if glued in known_flags and (tokens[-1] not in known_flags or pieces[0] not in known_flags):
+                tokens[-1] = glued
+                pieces = pieces[1:]
+        tokens.extend(pieces)
+    return tokens
+
+
+# --- lscpu -J ------------------------------------------------------------------------------
+
+
+def _parse_lscpu_json(text: str, source: str) -> _Fields:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DumpParseError(source, f"invalid or truncated JSON ({exc.msg})", exc.lineno) from None
+    if not isinstance(document, dict) or not isinstance(document.get("lscpu"), list):
+        raise DumpParseError(source, 'JSON without an "lscpu" list (expected lscpu -J output)')
+    values: dict[str, str] = {}
+    extra: list[ExtraLine] = []
+
+    def walk(entries: list, parent: str | None) -> None:
+        for entry in entries:
+            if not isinstance(entry, dict) or "field" not in entry:
+                raise DumpParseError(source, 'lscpu -J entry without "field"')
+            key = str(entry["field"]).strip().rstrip(":").strip()
+            data = entry.get("data")
+            value = "" if data is None else str(data).strip()
+            if key.startswith("Vulnerability ") or parent == _VULNERABILITY_SECTION:
+                extra.append(ExtraLine("vulnerability", key.removeprefix("Vulnerability "), value))
+            if key == "Flags" and key in values:
+                raise DumpParseError(source, "two Flags fields; two dumps in one file?")
+            values.setdefault(key, value)
+            children = entry.get("children")
+            if isinstance(children, list):
+                walk(children, key)
+
+    walk(document["lscpu"], None)
+    _non_x86(values.get("Architecture"), source)
+    if "Flags" not in values:
+        if _looks_localized(values):
+            raise DumpParseError(source, "lscpu -J output in another language (collect it with LC_ALL=C lscpu -J)")
+        raise DumpParseError(source, 'no "Flags" field (is this lscpu output from an x86-64 host?)')
+    return _Fields(
+        source_format="lscpu-json",
+        flags=frozenset(values["Flags"].split()),
+        vendor=values.get("Vendor ID") or None,
+        model_name=values.get("Model name") or None,
+        family=_int(values.get("CPU family")),
+        model=_int(values.get("Model")),
+        stepping=_int(values.get("Stepping")),
+        sockets=_int(values.get("Socket(s)")),
+        cores_per_socket=_int(values.get("Core(s) per socket")),
+        threads_per_core=_int(values.get("Thread(s) per core")),
+        hypervisor_vendor=values.get("Hypervisor vendor") or None,
+        extra=extra,
+    )
+
+
+# --- /proc/cpuinfo -------------------------------------------------------------------------
+
+
+def _parse_cpuinfo(body: list[str], source: str, offset: int) -> _Fields:
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    first_line: dict[int, int] = {}
+    for number, line in enumerate(body, offset + 1):
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        match = _CPUINFO_LINE.match(line)
+        if match is None:
+            raise DumpParseError(source, f"unexpected line {line.strip()[:60]!r} in /proc/cpuinfo", number)
+        key, value = match.group(1).strip().lower(), match.group(2)
+        if key == "processor" and current:
+            blocks.append(current)
+            current = {}
+        if not current:
+            first_line[len(blocks)] = number
+        current[key] = value
+    if current:
+        blocks.append(current)
+    first = blocks[0]
+    if "features" in first or "cpu implementer" in first:
+        raise DumpParseError(source, "aarch64 /proc/cpuinfo: cpudb analyses x86-64 hosts only")
+    if first.get("vendor_id", "").startswith("IBM/S390"):
+        raise DumpParseError(source, "s390x /proc/cpuinfo: cpudb analyses x86-64 hosts only")
+    if "cpu" in first and ("POWER" in first["cpu"] or "platform" in first):
+        raise DumpParseError(source, "ppc64 /proc/cpuinfo: cpudb analyses x86-64 hosts only")
+    flag_blocks = [block for block in blocks if "flags" in block]
+    if not flag_blocks:
+        raise DumpParseError(source, 'no "flags" line in /proc/cpuinfo (is this from an x86-64 host?)')
+    flag_sets = [frozenset(block["flags"].split()) for block in flag_blocks]
+    common = frozenset.intersection(*flag_sets)
+    notes = []
+    if any(flags != common for flags in flag_sets):
+        partial = sorted(frozenset.union(*flag_sets) - common)
+        notes.append(
+            f"processor blocks differ ({len(flag_sets)} blocks); kept the flags all have, "
+            f"dropped {len(partial)} only some have: {' '.join(partial[:12])}{' ...' if len(partial) > 12 else ''}"
+        )
+    extra: list[ExtraLine] = []
+    for key, kind in (("vmx flags", "vmx_flags"), ("bugs", "bugs"), ("power management", "power_management")):
+        if first.get(key):
+            extra.append(ExtraLine(kind, key, first[key]))
+    physical_ids = {block.get("physical id") for block in blocks if block.get("physical id") is not None}
+    cores = _int(first.get("cpu cores"))
+    siblings = _int(first.get("siblings"))
+    return _Fields(
+        source_format="cpuinfo",
+        flags=common,
+        vendor=first.get("vendor_id") or None,
+        model_name=first.get("model name") or None,
+        family=_int(first.get("cpu family")),
+        model=_int(first.get("model")),
+        stepping=_int(first.get("stepping")),
+        microcode=first.get("microcode") or None,
+        sockets=len(physical_ids) if len(blocks) > 1 and physical_ids else None,
+        cores_per_socket=cores,
+        threads_per_core=siblings // cores if cores and siblings and siblings >= cores else None,
+        extra=extra,
+        notes=notes,
+    )
+
+
+# --- one flag per line (the vendor brief's *.flags-lscpu.sorted) -----------------------------
+
+
+def _parse_flag_list(body: list[str], source: str, offset: int) -> _Fields:
+    flags: list[str] = []
+    for number, line in enumerate(body, offset + 1):
+        token = line.strip()
+        if not token:
+            continue
+        if not _FLAG_TOKEN.match(token):
+            raise DumpParseError(
+                source, f"not a recognised dump: line {token[:60]!r} is neither lscpu, /proc/cpuinfo nor a flag list", number
+            )
+        flags.append(token)
+    return _Fields(source_format="flag-list", flags=frozenset(flags))
