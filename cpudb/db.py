@@ -1,0 +1,147 @@
+"""The DuckDB flag database: where it lives, how it is opened, and how it is written safely.
+
+Writers never modify the database file in place. They take an exclusive lock, work on a
+copy, checkpoint it and rename it over the original. So a failed or killed write leaves
+the previous database byte-for-byte intact, and readers (who open the file read-only)
+keep working during a write: they see the old file until the rename, the new one after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from cpudb import catalog
+from cpudb.errors import DatabaseBusyError, DatabaseError
+from cpudb.queries import schema_script
+
+DEFAULT_DB = "cpudb.duckdb"
+SCHEMA_VERSION = "1"
+
+
+def resolve_path(option: str | None) -> Path:
+    """``--db`` wins, then ``$CPUDB_DB``, then ``cpudb.duckdb`` in the current folder."""
+    return Path(option or os.environ.get("CPUDB_DB") or DEFAULT_DB)
+
+
+def open_read(path: Path) -> duckdb.DuckDBPyConnection:
+    """Open an existing database read-only."""
+    if not path.exists():
+        raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
+    try:
+        conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        raise DatabaseError(f"{path}: cannot open the database ({_first_line(exc)})") from None
+    _check_cpudb(conn, path)
+    return conn
+
+
+def open_memory() -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory database with the schema and the catalog, for --dumps runs."""
+    conn = duckdb.connect(":memory:")
+    prepare(conn)
+    return conn
+
+
+def prepare(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema and load the current catalog where it is missing or outdated."""
+    conn.execute(schema_script())
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    catalog.ensure_loaded(conn)
+
+
+@contextlib.contextmanager
+def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yield a connection to a private copy of the database; commit by renaming it into place.
+
+    If the body raises, or the process dies, the original file is untouched.
+    """
+    path = path.resolve() if path.exists() else path.absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _writer_lock(path):
+        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        _remove(temp)
+        if path.exists():
+            shutil.copyfile(path, temp)
+        conn = None
+        try:
+            try:
+                conn = duckdb.connect(str(temp))
+            except duckdb.Error as exc:
+                raise DatabaseError(f"{path}: not a DuckDB database ({_first_line(exc)})") from None
+            if path.exists():
+                _check_cpudb(conn, path)
+            prepare(conn)
+            yield conn
+            conn.execute("CHECKPOINT")
+            conn.close()
+            conn = None
+            _fsync(temp)
+            os.replace(temp, path)
+            _fsync(path.parent)
+        finally:
+            if conn is not None:
+                conn.close()
+            _remove(temp)
+            _remove(temp.with_name(temp.name + ".wal"))
+
+
+@contextlib.contextmanager
+def _writer_lock(path: Path) -> Iterator[None]:
+    lock_path = path.with_name(f".{path.name}.lock")
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise DatabaseBusyError(
+                f"{path}: database is in use: {holder} is writing to it; try again when it finishes"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"cpudb pid {os.getpid()}")
+        lock.flush()
+        _remove_stale_copies(path)
+        try:
+            yield
+        finally:
+            lock.seek(0)
+            lock.truncate()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_stale_copies(path: Path) -> None:
+    """Copies left by writers that were killed: safe to delete while we hold the lock."""
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        _remove(stale)
+
+
+def _check_cpudb(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    tables = {row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if tables and not {"meta", "dumps"} <= tables:
+        conn.close()
+        raise DatabaseError(f"{path}: a DuckDB database, but not one cpudb wrote")
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

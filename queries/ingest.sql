@@ -1,0 +1,48 @@
+-- name: known-snapshots
+-- (host, sha256) of every snapshot already ingested, to skip files seen before
+SELECT host, sha256 FROM dumps;
+
+-- name: known-flagsets
+-- digest → id of every stored flag set
+SELECT digest, flagset_id FROM flagsets;
+
+-- name: next-ids
+-- the next free dump and flag set ids
+SELECT coalesce((SELECT max(dump_id) FROM dumps), 0) + 1,
+       coalesce((SELECT max(flagset_id) FROM flagsets), 0) + 1;
+
+-- name: insert-flagsets
+-- store new flag sets: parallel lists of ids, digests and sizes
+INSERT INTO flagsets
+SELECT unnest($ids), unnest($digests), unnest($sizes);
+
+-- name: insert-flagset-flags
+-- store the flags of new flag sets: parallel lists of flag set ids and flags
+INSERT INTO flagset_flags
+SELECT unnest($ids), unnest($flags);
+
+-- name: insert-dumps
+-- store new snapshots, one list per column
+INSERT INTO dumps (dump_id, host, kind, sha256, source_path, source_format, ingested_at, collected_at,
+                   kernel, vendor, model_name, family, model, stepping, microcode, sockets,
+                   cores_per_socket, threads_per_core, hypervisor_vendor, is_guest, flagset_id,
+                   guest_flagset_id, notes)
+SELECT unnest($dump_id), unnest($host), unnest($kind), unnest($sha256), unnest($source_path),
+       unnest($source_format), $ingested_at::TIMESTAMPTZ, unnest($collected_at)::TIMESTAMPTZ,
+       unnest($kernel), unnest($vendor), unnest($model_name), unnest($family), unnest($model),
+       unnest($stepping), unnest($microcode), unnest($sockets), unnest($cores_per_socket),
+       unnest($threads_per_core), unnest($hypervisor_vendor), unnest($is_guest), unnest($flagset_id),
+       unnest($guest_flagset_id), unnest($notes);
+
+-- name: insert-dump-lines
+-- store extra lines (vmx flags, bugs, vulnerabilities) of new snapshots
+INSERT INTO dump_lines
+SELECT unnest($dump_id), unnest($kind), unnest($name), unnest($value);
+
+-- name: refresh-hosts
+-- point every host at its latest snapshot: newest collection time, then newest ingest
+INSERT OR REPLACE INTO hosts
+SELECT host, arg_max(dump_id, (coalesce(collected_at, ingested_at), dump_id)), any_value(kind)
+FROM dumps
+WHERE host IN (SELECT unnest($hosts))
+GROUP BY host;
