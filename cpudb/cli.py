@@ -1,0 +1,279 @@
+"""The ``cpudb`` command line. Each command parses its options, calls one library function
+and prints the result; heavy modules are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cpudb import __version__
+from cpudb.errors import CpudbError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one cpudb command; return its exit code (2 for bad input, 1 for a negative answer)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except CpudbError as exc:
+        for line in str(exc).splitlines():
+            print(f"cpudb: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        # Output piped into `head` and the like: not an error.
+        with contextlib.suppress(Exception):
+            sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - keeps the interpreter from complaining at exit
+        return 0
+    except KeyboardInterrupt:
+        print("cpudb: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cpudb",
+        description="Choose the QEMU CPU model and extra flags every host of a KVM pool can run.",
+        epilog="Selections: host names, globs (cmp-*), @group, !exclude, ref:<id>[*N]; empty means all hosts.",
+    )
+    parser.add_argument("--version", action="version", version=f"cpudb {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for register in _REGISTRY:
+        register(commands)
+    return parser
+
+
+# --- shared options ----------------------------------------------------------------------------
+
+_REGISTRY: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _command(register: Callable[[argparse._SubParsersAction], None]):
+    _REGISTRY.append(register)
+    return register
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="PATH", help="database file (default: $CPUDB_DB or ./cpudb.duckdb)")
+
+
+def _format_option(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("table", "json", "csv")) -> None:
+    parser.add_argument("--format", choices=choices, default="table", help="output format (default: table)")
+
+
+def _selection_options(parser: argparse.ArgumentParser, dumps: bool = True) -> None:
+    parser.add_argument("selection", nargs="*", metavar="SELECTION", help="hosts to analyse (default: all)")
+    parser.add_argument("--inventory", metavar="PATH", help="group definitions for @group (default: data/inventory.yaml)")
+    if dumps:
+        parser.add_argument(
+            "--dumps", metavar="DIR", action="append", help="analyse these dump files without a database (in memory)"
+        )
+    _db_option(parser)
+
+
+def _selection_text(args: argparse.Namespace) -> str:
+    return " ".join(args.selection)
+
+
+@contextlib.contextmanager
+def _reading(args: argparse.Namespace) -> Iterator:
+    """A connection to the database, or to an in-memory one filled from --dumps."""
+    from cpudb import db
+
+    if getattr(args, "dumps", None):
+        from cpudb.ingest import ingest_into
+
+        conn = db.open_memory()
+        ingest_into(conn, args.dumps)
+    else:
+        conn = db.open_read(db.resolve_path(args.db))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _inventory(args: argparse.Namespace) -> Path | None:
+    return Path(args.inventory) if getattr(args, "inventory", None) else None
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+@_command
+def _register_ingest(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "ingest",
+        help="load dump files (lscpu, lscpu -J, /proc/cpuinfo, flag lists) into the database",
+        description="Parse dump files (folders are read recursively) and store them as host snapshots. "
+        "One run is one transaction: if any file is bad nothing is stored, unless --skip-bad.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="dump files or folders")
+    parser.add_argument("--skip-bad", action="store_true", help="store the good files and list the bad ones (exit 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _db_option(parser)
+    parser.set_defaults(func=_ingest)
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from cpudb import db
+    from cpudb.ingest import ingest_paths
+
+    path = db.resolve_path(args.db)
+    with _progress(enabled=not args.quiet, label="parsing") as progress:
+        result = ingest_paths(path, args.paths, skip_bad=args.skip_bad, progress=progress)
+    for failure in result.failures:
+        print(f"cpudb: skipped: {failure}", file=sys.stderr)
+    for note in result.notes:
+        print(f"cpudb: note: {note}", file=sys.stderr)
+    if not args.quiet:
+        print(
+            f"{path}: {result.added} new snapshot(s) of {result.hosts} host(s) from {result.files} file(s)"
+            f"; {result.unchanged} already known" + (f"; {len(result.failures)} skipped" if result.failures else "")
+        )
+    return 1 if result.failures else 0
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, label: str) -> Iterator:
+    """A progress callback drawing a rich bar on a terminal for long runs, else a no-op."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            if total >= 200:
+                bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+# --- hosts, common, diff -----------------------------------------------------------------------
+
+
+@_command
+def _register_hosts(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("hosts", help="list the selected hosts and their latest snapshot")
+    _selection_options(parser)
+    _format_option(parser)
+    parser.set_defaults(func=_hosts)
+
+
+def _hosts(args: argparse.Namespace) -> int:
+    from cpudb import fleet, output
+
+    with _reading(args) as conn:
+        fleet.select(conn, _selection_text(args), _inventory(args))
+        rows = fleet.selected_hosts(conn)
+    columns = ("host", "vendor", "model_name", "flags", "snapshot", "runs_as", "snapshots")
+    table = [
+        (
+            r.host,
+            r.vendor,
+            r.model_name,
+            r.n_flags,
+            r.snapshot_at,
+            f"guest ({r.hypervisor_vendor})" if r.is_guest and r.hypervisor_vendor else ("guest" if r.is_guest else "metal"),
+            r.snapshots,
+        )
+        for r in rows
+    ]
+    output.print_rows(args.format, columns, table, title=f"{len(rows)} host(s)")
+    return 0
+
+
+@_command
+def _register_common(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "common", help="the flags every selected host has, and those only some have (with counts)"
+    )
+    _selection_options(parser)
+    _format_option(parser)
+    parser.set_defaults(func=_common)
+
+
+def _common(args: argparse.Namespace) -> int:
+    from cpudb import fleet, output
+
+    with _reading(args) as conn:
+        chosen = fleet.select(conn, _selection_text(args), _inventory(args))
+        hosts = [row.host for row in fleet.selected_hosts(conn)]
+        result = fleet.common_flags(conn)
+    if args.format == "json":
+        output.print_json(
+            {
+                "selection": chosen.describe(),
+                "hosts": hosts,
+                "common_flags": list(result.common),
+                "partial_flags": [{"flag": f.flag, "hosts": f.hosts, "total": result.total_hosts} for f in result.partial],
+            }
+        )
+    elif args.format == "csv":
+        rows = [(flag, result.total_hosts, result.total_hosts, "common") for flag in result.common]
+        rows += [(f.flag, f.hosts, result.total_hosts, "partial") for f in result.partial]
+        output.print_csv(("flag", "hosts", "total", "status"), rows)
+    else:
+        output.print_text(
+            f"{len(result.common)} flag(s) common to all {result.total_hosts} selected host(s):\n" + " ".join(result.common)
+        )
+        if result.partial:
+            output.print_table(
+                ("flag", "hosts"),
+                [(f.flag, f"{f.hosts}/{result.total_hosts}") for f in result.partial],
+                title=f"{len(result.partial)} flag(s) only some hosts have",
+            )
+    return 0
+
+
+@_command
+def _register_diff(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("diff", help="flags only one of two hosts has")
+    parser.add_argument("host_a", metavar="HOST_A")
+    parser.add_argument("host_b", metavar="HOST_B")
+    parser.add_argument("--dumps", metavar="DIR", action="append", help="read hosts from dump files, not a database")
+    _db_option(parser)
+    _format_option(parser)
+    parser.set_defaults(func=_diff)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from cpudb import fleet, output
+
+    with _reading(args) as conn:
+        result = fleet.diff(conn, args.host_a, args.host_b)
+    if args.format == "json":
+        output.print_json(
+            {
+                "host_a": result.host_a,
+                "host_b": result.host_b,
+                "only_a": list(result.only_a),
+                "only_b": list(result.only_b),
+                "common_count": result.common,
+            }
+        )
+    elif args.format == "csv":
+        rows = [(flag, result.host_a) for flag in result.only_a] + [(flag, result.host_b) for flag in result.only_b]
+        output.print_csv(("flag", "only_on"), rows)
+    else:
+        output.print_text(
+            f"{result.common} flag(s) in common\n"
+            f"only on {result.host_a} ({len(result.only_a)}): {' '.join(result.only_a) or '-'}\n"
+            f"only on {result.host_b} ({len(result.only_b)}): {' '.join(result.only_b) or '-'}"
+        )
+    return 0

@@ -1,0 +1,93 @@
+"""Print results as a table (rich), JSON or CSV. Rich is imported only when a table is printed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from typing import Any, TextIO
+
+FORMATS = ("table", "json", "csv")
+
+
+def to_jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [to_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def print_json(document: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(to_jsonable(document), out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    writer = csv.writer(out or sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if v is None else _cell(v) for v in row])
+
+
+def print_table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    caption: str | None = None,
+    out: TextIO | None = None,
+) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else _cell(v) for v in row))
+    console(out).print(table)
+
+
+def print_text(text: str, out: TextIO | None = None) -> None:
+    """Plain text through rich's wrapping (so long flag lists fit the terminal)."""
+    console(out).print(text, markup=False, highlight=False)
+
+
+def console(out: TextIO | None = None):
+    from rich.console import Console
+
+    return Console(file=out or sys.stdout, highlight=False, soft_wrap=False)
+
+
+def print_rows(
+    fmt: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """One list of records in the chosen format."""
+    if fmt == "json":
+        print_json([dict(zip(columns, row)) for row in rows], out)
+    elif fmt == "csv":
+        print_csv(columns, rows, out)
+    else:
+        print_table(columns, rows, title=title, out=out)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,74 @@
+-- name: host-names
+-- every real host name (not reference CPUs), in name order
+SELECT host FROM hosts WHERE kind = 'host' ORDER BY host;
+
+-- name: reference-names
+-- every reference CPU loaded as a host of kind 'reference'
+SELECT host FROM hosts WHERE kind = 'reference' ORDER BY host;
+
+-- name: select-hosts
+-- make the temp table `selected` hold the named hosts, each counting once
+CREATE OR REPLACE TEMP TABLE selected AS
+SELECT host, dump_id, 1 AS weight
+FROM hosts
+WHERE host IN (SELECT unnest($hosts::VARCHAR[]));
+
+-- name: select-all-hosts
+-- make the temp table `selected` hold every real host, each counting once
+CREATE OR REPLACE TEMP TABLE selected AS
+SELECT host, dump_id, 1 AS weight FROM hosts WHERE kind = 'host';
+
+-- name: select-references
+-- add reference CPUs to `selected`, each standing for $weights planned hosts
+INSERT INTO selected
+SELECT h.host, h.dump_id, r.weight
+FROM hosts h
+JOIN (SELECT unnest($refs::VARCHAR[]) AS host, unnest($weights::INTEGER[]) AS weight) r USING (host);
+
+-- name: selected-hosts
+-- one row per selected host with its latest snapshot's facts
+SELECT s.host, s.weight, d.kind, d.vendor, d.model_name, d.family, d.model, d.stepping, d.microcode,
+       fs.n_flags, coalesce(d.collected_at, d.ingested_at) AS snapshot_at, d.is_guest,
+       d.hypervisor_vendor, d.source_format, d.kernel, d.sha256, d.source_path, d.flagset_id,
+       d.notes,
+       (SELECT count(*) FROM dumps x WHERE x.host = s.host) AS snapshots
+FROM selected s
+JOIN dumps d USING (dump_id)
+JOIN flagsets fs USING (flagset_id)
+ORDER BY s.host;
+
+-- name: selection-flag-counts
+-- every flag some selected host has, with how many hosts (planned counts included) have it
+WITH sets AS (
+    SELECT d.flagset_id, sum(s.weight) AS hosts
+    FROM selected s JOIN dumps d USING (dump_id)
+    GROUP BY d.flagset_id
+)
+SELECT ff.flag, sum(sets.hosts)::BIGINT AS hosts,
+       (SELECT sum(weight) FROM selected)::BIGINT AS total
+FROM sets JOIN flagset_flags ff USING (flagset_id)
+GROUP BY ff.flag
+ORDER BY ff.flag;
+
+-- name: selected-flags-by-host
+-- the flags some but not all selected hosts have, with the names of the hosts that have each
+WITH counts AS (
+    SELECT ff.flag, count(*) AS n
+    FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
+    GROUP BY ff.flag
+)
+SELECT c.flag, list(s.host ORDER BY s.host) AS hosts
+FROM counts c
+JOIN flagset_flags ff ON ff.flag = c.flag
+JOIN dumps d ON d.flagset_id = ff.flagset_id
+JOIN selected s ON s.dump_id = d.dump_id
+WHERE c.n < (SELECT count(*) FROM selected)
+GROUP BY c.flag
+ORDER BY c.flag;
+
+-- name: host-flags
+-- the kernel flags of one host's latest snapshot
+SELECT ff.flag
+FROM hosts h JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
+WHERE h.host = $host
+ORDER BY ff.flag;

@@ -1,0 +1,123 @@
+"""The command line, run in-process through main(argv): outputs, exit codes, error lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DATA, ROOT, SAMPLE_FLEET, fixture
+from cpudb.cli import build_parser, main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: cpudb " + command in capsys.readouterr().out
+
+
+def test_python_dash_m_works():
+    result = subprocess.run([sys.executable, "-m", "cpudb", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    assert result.stdout.startswith("cpudb ")
+
+
+def test_ingest_then_common_on_the_sample_fleet(capsys, tmp_path):
+    db = str(tmp_path / "c.duckdb")
+    code, out, _ = run(capsys, "ingest", "--db", db, str(SAMPLE_FLEET))
+    assert code == 0
+    assert out.strip() == f"{db}: 10 new snapshot(s) of 10 host(s) from 10 file(s); 0 already known"
+    code, out, _ = run(capsys, "common", "--db", db, "--format", "json")
+    document = json.loads(out)
+    assert code == 0
+    assert len(document["hosts"]) == 10
+    assert {"sse4_2", "avx2", "aes"} <= set(document["common_flags"])
+    assert "avx512f" not in document["common_flags"]
+    partial = {p["flag"]: p["hosts"] for p in document["partial_flags"]}
+    assert partial["avx512f"] == 6  # Skylake, both Cascade Lakes, Ice Lake, Sapphire Rapids, Genoa
+    assert partial["hle"] == 3  # Broadwell, Skylake, the Cascade Lake before the TSX microcode
+
+
+def test_common_table_output(capsys, tmp_path):
+    code, out, _ = run(capsys, "common", "--dumps", str(SAMPLE_FLEET), "@cascadelake")
+    assert code == 0
+    assert out.startswith("134 flag(s) common to all 2 selected host(s):")
+    assert "hle" in out and "1/2" in out
+
+
+def test_common_csv_output(capsys):
+    code, out, _ = run(capsys, "common", "--dumps", str(SAMPLE_FLEET), "--format", "csv", "@cascadelake")
+    lines = out.splitlines()
+    assert lines[0] == "flag,hosts,total,status"
+    assert "hle,1,2,partial" in lines
+    assert "avx512f,2,2,common" in lines
+
+
+def test_hosts_json(capsys):
+    code, out, _ = run(capsys, "hosts", "--dumps", str(SAMPLE_FLEET), "--format", "json", "cmp-rome-01")
+    assert code == 0
+    [row] = json.loads(out)
+    assert (row["host"], row["vendor"], row["flags"], row["runs_as"]) == ("cmp-rome-01", "AuthenticAMD", 132, "metal")
+
+
+def test_diff(capsys):
+    code, out, _ = run(capsys, "diff", "--dumps", str(SAMPLE_FLEET), "cmp-clx-01", "cmp-clx-02", "--format", "json")
+    assert json.loads(out) == {
+        "host_a": "cmp-clx-01",
+        "host_b": "cmp-clx-02",
+        "only_a": ["hle", "rtm"],
+        "only_b": [],
+        "common_count": 134,
+    }
+
+
+def test_bad_dump_is_one_line_on_stderr_with_exit_code_2(capsys, tmp_path):
+    code, out, err = run(capsys, "ingest", "--db", str(tmp_path / "c.duckdb"), str(DATA / "bad" / "aarch64.lscpu"))
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [f"cpudb: error: {DATA / 'bad' / 'aarch64.lscpu'}: aarch64 dump: cpudb analyses x86-64 hosts only"]
+    assert not (tmp_path / "c.duckdb").exists()
+
+
+def test_skip_bad_exits_1_and_lists_the_skipped_file(capsys, tmp_path):
+    code, out, err = run(
+        capsys, "ingest", "--db", str(tmp_path / "c.duckdb"), "--skip-bad",
+        str(fixture("amd-epyc7742-1.txt")), str(DATA / "bad" / "empty.lscpu"),
+    )
+    assert code == 1
+    assert err.strip() == f"cpudb: skipped: {DATA / 'bad' / 'empty.lscpu'}: empty file"
+    assert "1 new snapshot(s) of 1 host(s) from 2 file(s); 0 already known; 1 skipped" in out
+
+
+def test_unknown_host_in_a_selection(capsys):
+    code, _, err = run(capsys, "common", "--dumps", str(SAMPLE_FLEET), "cmp-rome-1")
+    assert code == 2
+    assert err.strip() == "cpudb: error: host 'cmp-rome-1' is not known; closest: cmp-rome-01, cmp-spr-01, cmp-milan-01"
+
+
+def test_missing_database(capsys, tmp_path):
+    code, _, err = run(capsys, "hosts", "--db", str(tmp_path / "none.duckdb"))
+    assert code == 2
+    assert "no database here (run 'cpudb ingest DUMPS...' first, or pass --db)" in err
+
+
+def test_database_from_environment(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CPUDB_DB", str(tmp_path / "env.duckdb"))
+    assert run(capsys, "ingest", str(fixture("amd-epyc7742-1.txt")))[0] == 0
+    assert (tmp_path / "env.duckdb").exists()
