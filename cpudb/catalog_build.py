@@ -1,0 +1,350 @@
+"""Generate data/flags.json and data/models.json from the reference tables (``cpudb catalog build``).
+
+The flag dictionary joins Linux, QEMU and libvirt names on the CPUID/MSR location of each
+feature, then classifies every entry by rules, and finally applies the hand-curated
+overrides in data/flag_overrides.yaml (each with its reason). The model catalog resolves
+every QEMU model version with its aliases, first releases and the names libvirt 9.0 uses.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cpudb.cpuid import Location
+from cpudb.errors import CatalogError
+from cpudb.libvirt_map import read_cpu_map
+
+FLAGS_FILE = "flags.json"
+MODELS_FILE = "models.json"
+GENERATED_BY = (
+    "cpudb catalog build --reference ../shared/reference: generated, do not edit; "
+    "change data/flag_overrides.yaml or data/proxmox_models.yaml and regenerate"
+)
+CLASSES = ("guest", "unmigratable", "host-only", "nested", "synthetic", "os-state", "guest-marker", "msr-only")
+# Features a model may name that describe the host running QEMU rather than the CPU; the
+# comparison with real QEMU ignores them (TCG turns vme off).
+_AMD_LEAVES = (0x80000008, 0x80000021)
+
+
+@dataclass
+class _Entry:
+    location: Location
+    kernel: str = ""
+    legacy: list[str] = field(default_factory=list)
+    qemu: str = ""
+    qemu_aliases: list[str] = field(default_factory=list)
+    libvirt: str = ""
+    description: str = ""
+    kvm: str = ""
+    kvm_note: str = ""
+    feature_word: str = ""
+    qemu_unmigratable: bool = False
+    libvirt_unmigratable: bool = False
+    derived: list[dict[str, str]] = field(default_factory=list)
+    klass: str = ""
+    reason: str = ""
+
+    def names(self) -> set[str]:
+        return {n for n in (self.kernel, self.qemu, self.libvirt, *self.legacy, *self.qemu_aliases) if n}
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.location.key,
+            "kernel": self.kernel,
+            "legacy": sorted(set(self.legacy)),
+            "qemu": self.qemu,
+            "qemu_aliases": sorted(set(self.qemu_aliases)),
+            "libvirt": self.libvirt,
+            "location": self.location.describe(),
+            "class": self.klass,
+            "reason": self.reason,
+            "description": self.description,
+            "kvm": self.kvm,
+            "derived": self.derived,
+        }
+
+
+def _tsv(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle, delimiter="\t"))
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+# --- the flag dictionary ---------------------------------------------------------------------
+
+
+def build_flags(reference: Path, overrides_path: Path) -> list[dict]:
+    tables = reference / "tables"
+    entries: dict[Location, _Entry] = {}
+
+    def entry(location: Location) -> _Entry:
+        return entries.setdefault(location, _Entry(location))
+
+    for row in _tsv(tables / "qemu_features.tsv"):
+        if row["type"] == "msr":
+            location = Location.msr(row["cpuid_leaf_or_msr"], row["bit"])
+        else:
+            location = Location.cpuid(row["cpuid_leaf_or_msr"], row["subleaf"], row["register"], row["bit"])
+        item = entry(location)
+        item.qemu = row["qemu_name"]
+        item.qemu_aliases += _names(row["aliases"]) + _names(row["underscore_form"])
+        item.feature_word = row["feature_word"]
+        item.qemu_unmigratable = row["unmigratable"] == "yes"
+        item.description = item.description or row["qemu_comment"]
+
+    for row in _tsv(tables / "kernel_flags.tsv"):
+        name = row["cpuinfo_name"]
+        if row["cpuid_leaf"] == "linux":
+            location = Location.linux(name)
+        else:
+            location = Location.cpuid(row["cpuid_leaf"], row["subleaf"], row["register"], row["cpuid_bit"])
+        item = entry(location)
+        if row["shown_in_cpuinfo"] == "yes":
+            item.kernel = name
+        else:
+            # Hidden by the current kernel; older kernels printed some of these (RHEL 7: spec_ctrl).
+            item.legacy.append(name)
+        item.description = row["comment"] or item.description
+
+    libvirt = read_cpu_map(reference / "libvirt-cpu_map")
+    for feature in libvirt.features.values():
+        item = entry(feature.location)
+        item.libvirt = feature.name
+        item.libvirt_unmigratable = not feature.migratable
+
+    for row in _tsv(tables / "kvm_supported.tsv"):
+        location = Location.cpuid(row["leaf"], row["subleaf"], row["register"], row["bit"])
+        if location in entries:
+            entries[location].kvm = row["kvm_support"]
+            entries[location].kvm_note = row["note"]
+
+    by_qemu = {e.qemu: e for e in entries.values() if e.qemu}
+    for row in _tsv(tables / "kernel_to_qemu.tsv"):
+        if row["match"] != "derived":
+            continue
+        target = by_qemu[row["qemu_name"]]
+        entry(Location.linux(row["cpuinfo_name"])).derived.append(
+            {"vendor": _native_vendor(target.location), "feature": target.qemu}
+        )
+
+    _apply_overrides(entries, overrides_path)
+    for item in entries.values():
+        if not item.klass:
+            item.klass, item.reason = _classify(item, by_qemu)
+    return [entries[key].as_json() for key in sorted(entries, key=lambda loc: loc.key)]
+
+
+def _native_vendor(location: Location) -> str:
+    """The vendor whose CPUs define this bit, for the Linux summary flags derived from it."""
+    if location.kind == "cpuid" and location.leaf in _AMD_LEAVES:
+        return "amd"
+    if location.kind == "msr" or (location.kind == "cpuid" and location.leaf == 7 and location.register == "EDX"):
+        return "intel"
+    return "any"
+
+
+def _classify(item: _Entry, by_qemu: dict[str, _Entry]) -> tuple[str, str]:
+    loc = item.location
+    if loc.kind == "linux":
+        if item.derived:
+            targets = ", ".join(f"{d['feature']} ({d['vendor']})" for d in item.derived)
+            if any(d["feature"].startswith("vmx-") for d in item.derived):
+                return "nested", f"Linux summary of VMX capabilities ({targets}); only meaningful with nested VMX."
+            classes = {by_qemu[d["feature"]].klass or _classify(by_qemu[d["feature"]], by_qemu)[0] for d in item.derived}
+            klass = "guest" if "guest" in classes else sorted(classes)[0]
+            return klass, f"Linux summary flag set from {targets}."
+        return "synthetic", "Linux-defined flag with no CPUID bit; never part of a guest CPU model."
+    if loc.kind == "msr":
+        if item.qemu.startswith("vmx-"):
+            return "msr-only", "VMX capability MSR bit: applies to nested VMX only and no lscpu shows it."
+        if any(d["feature"] == item.qemu for e in by_qemu.values() for d in e.derived):
+            return "guest", f"Bit of {loc.describe()}; lscpu shows it only through a Linux summary flag."
+        return "msr-only", f"Bit of {loc.describe()}: no lscpu shows it; check it with virsh domcapabilities."
+    if not item.qemu:
+        return "host-only", "QEMU has no name for this CPUID bit, so no guest CPU model or extra flag can carry it."
+    if item.feature_word in ("FEAT_KVM", "FEAT_KVM_HINTS"):
+        return "msr-only", "KVM paravirtual feature (CPUID 0x40000001): provided by KVM itself, never shown by lscpu."
+    if item.feature_word == "FEAT_SVM":
+        return "nested", "AMD SVM capability offered to nested guests only (kvm_amd nested=1)."
+    if item.qemu_unmigratable or item.libvirt_unmigratable:
+        return "unmigratable", "Marked unmigratable by QEMU or libvirt: it blocks live migration."
+    if item.kvm == "not-supported":
+        return "host-only", f"KVM does not give it to guests ({item.kvm_note.split(';')[0]})."
+    return "guest", "CPUID feature QEMU can set and KVM passes to guests when the host has it."
+
+
+def _apply_overrides(entries: dict[Location, _Entry], path: Path) -> None:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: cannot read the overrides ({str(exc).splitlines()[0]})") from None
+    for number, override in enumerate(document.get("overrides", []), 1):
+        unknown = set(override) - {"kernel", "qemu", "libvirt", "class", "reason", "derived", "legacy_of", "description"}
+        if unknown or not override.get("reason"):
+            raise CatalogError(f"{path}: override {number}: unknown keys {sorted(unknown)} or no reason")
+        if override.get("class") and override["class"] not in CLASSES:
+            raise CatalogError(f"{path}: override {number}: unknown class {override['class']!r}")
+        target = _find(entries, override)
+        if "legacy_of" in override:
+            owner = _find(entries, override["legacy_of"])
+            if owner is None:
+                raise CatalogError(f"{path}: override {number}: legacy_of names no entry")
+            owner.legacy.append(override["kernel"])
+            continue
+        if target is None:
+            if "kernel" not in override or override.get("class") != "synthetic":
+                raise CatalogError(f"{path}: override {number}: no entry named {override}")
+            # A Linux-defined name from an older kernel, unknown to the current tables.
+            target = entries.setdefault(Location.linux(override["kernel"]), _Entry(Location.linux(override["kernel"])))
+            target.legacy.append(override["kernel"])
+        target.klass = override.get("class", target.klass)
+        target.reason = override["reason"].strip()
+        if "derived" in override:
+            target.derived = [{"vendor": d["vendor"], "feature": d["feature"]} for d in override["derived"]]
+        if "description" in override:
+            target.description = override["description"]
+
+
+def _find(entries: dict[Location, _Entry], names: dict) -> _Entry | None:
+    for key in ("qemu", "kernel", "libvirt"):
+        if key in names:
+            wanted = names[key]
+            for item in entries.values():
+                if (key == "qemu" and (item.qemu == wanted or wanted in item.qemu_aliases)) or (
+                    key == "kernel" and (item.kernel == wanted or wanted in item.legacy)
+                ) or (key == "libvirt" and item.libvirt == wanted):
+                    return item
+    return None
+
+
+# --- the model catalog -----------------------------------------------------------------------
+
+
+def build_models(reference: Path, flags: list[dict], proxmox_path: Path) -> list[dict]:
+    tables = reference / "tables"
+    features: dict[str, list[str]] = {}
+    for row in _tsv(tables / "models.tsv"):
+        if row["named"] == "yes" and row["qemu_feature"]:
+            features.setdefault(row["versioned_name"], []).append(row["qemu_feature"])
+    history = {row["versioned_name"]: row for row in _tsv(tables / "model_history.tsv")}
+    to_qemu = {e["libvirt"]: e["qemu"] for e in flags if e["libvirt"] and e["qemu"]}
+    current = read_cpu_map(reference / "libvirt-cpu_map").models
+    libvirt9 = _libvirt9_models(reference)
+    models: list[dict] = []
+    for row in _tsv(tables / "models-meta.tsv"):
+        name = row["versioned_name"]
+        past = history.get(name, {})
+        own = sorted(set(features.get(name, [])))
+        aliases = _names(row["alias"]) + ([row["model"]] if row["version"] == "1" else [])
+        names_9_0 = [alias for alias in aliases if alias in libvirt9]
+        models.append(
+            {
+                "name": name,
+                "family_name": row["model"],
+                "version": int(row["version"]),
+                "aliases": _names(row["alias"]),
+                "plain_alias": row["version"] == "1",
+                "vendor": row["vendor"],
+                "family": int(row["family"]),
+                "model": int(row["model_number"]),
+                "stepping": int(row["stepping"]),
+                "model_id": row["model_id"],
+                "features": own,
+                "qemu_first": past.get("qemu_first_release") or None,
+                "libvirt_first": _release(past.get("libvirt_first_release")),
+                "libvirt_first_range": past.get("libvirt_release_range", ""),
+                "libvirt_extra": _extra(current[name].features, own, to_qemu) if name in current else None,
+                "libvirt_9_0_names": names_9_0,
+                "libvirt_9_0_extra": _extra(libvirt9[names_9_0[0]], own, to_qemu) if names_9_0 else None,
+                "origin": "qemu",
+                "base": None,
+                "note": row["note"],
+            }
+        )
+    models += _proxmox_models(proxmox_path, {m["name"]: m for m in models})
+    return models
+
+
+def _release(text: str | None) -> str | None:
+    return text if text and text[0].isdigit() else None
+
+
+def _libvirt9_models(reference: Path) -> dict[str, frozenset[str]]:
+    """libvirt 9.0's models (Debian 12) with their features in libvirt spelling."""
+    path = reference / "qemu-7.2" / "libvirt-9.0-cpu_map-models.json"
+    if not path.is_file():
+        return {}
+    return {name: frozenset(model["features"]) for name, model in json.loads(path.read_text(encoding="utf-8")).items()}
+
+
+def _extra(libvirt_features: frozenset[str], qemu_features: list[str], to_qemu: dict[str, str]) -> list[str]:
+    """Features libvirt's definition of a model requires beyond QEMU's (libvirt checks hosts against its own).
+
+    VMX capabilities are left out: libvirt and QEMU number a few of them differently and
+    they only matter for nested VMX.
+    """
+    own = set(qemu_features)
+    return sorted(
+        to_qemu.get(f, f) for f in libvirt_features if not f.startswith("vmx-") and to_qemu.get(f, f) not in own
+    )
+
+
+def _proxmox_models(path: Path, qemu_models: dict[str, dict]) -> list[dict]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    result = []
+    for name, spec in document["models"].items():
+        base = qemu_models[spec["base"]]
+        result.append(
+            {
+                **base,
+                "name": name,
+                "family_name": name,
+                "version": 1,
+                "aliases": [],
+                "plain_alias": False,
+                "vendor": "generic",
+                "model_id": base["model_id"],
+                "features": sorted(set(base["features"]) | set(spec["add"])),
+                "libvirt_first": None,
+                "libvirt_first_range": "",
+                "libvirt_extra": None,
+                "libvirt_9_0_names": [],
+                "libvirt_9_0_extra": None,
+                "origin": "proxmox",
+                "base": spec["base"],
+                "note": f"Proxmox VE built-in type: {spec['base']} + {','.join(spec['add'])} ({document['source']})",
+            }
+        )
+    return result
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def build(reference: Path, data_dir: Path) -> tuple[int, int]:
+    """Regenerate flags.json and models.json in ``data_dir``; return (entries, models)."""
+    reference = Path(reference)
+    if not (reference / "tables" / "kernel_flags.tsv").is_file():
+        raise CatalogError(f"{reference}: not a reference folder (no tables/kernel_flags.tsv)")
+    flags = build_flags(reference, data_dir / "flag_overrides.yaml")
+    models = build_models(reference, flags, data_dir / "proxmox_models.yaml")
+    write_json(data_dir / FLAGS_FILE, {"generated_by": GENERATED_BY, "entries": flags})
+    write_json(data_dir / MODELS_FILE, {"generated_by": GENERATED_BY, "models": models})
+    return len(flags), len(models)
+
+
+def write_json(path: Path, document: dict) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    temp.replace(path)
