@@ -1,14 +1,390 @@
-"""The flag dictionary and the QEMU CPU model catalog (data/), and their tables in the database."""
+"""The flag dictionary and the QEMU CPU model catalog (data/flags.json, data/models.json).
+
+Loaded with a typed loader that rejects unknown or missing keys, then written into the
+database once per catalog version (the digest of the data files):
+
+- ``flags``: one row per dictionary entry (a CPUID bit, an MSR bit or a Linux-defined flag);
+- ``flag_features``: kernel flag (current or legacy spelling) -> QEMU feature, per vendor group;
+- ``flag_classes``: the class of every kernel flag name;
+- ``features``: per QEMU feature its class, libvirt name, and whether lscpu can show it;
+- ``models``, ``model_aliases``, ``model_features``: every model version.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from typing import Any, get_type_hints
+
 import duckdb
 
+from cpudb.cpuid import Location
+from cpudb.errors import CatalogError
+from cpudb.queries import script, sql
+from cpudb.resources import data_path
 
-def ensure_loaded(conn: duckdb.DuckDBPyConnection) -> None:
-    """Load the catalog tables when the database lacks them or holds an older catalog."""
+VENDOR_GROUPS = {"GenuineIntel": "intel", "CentaurHauls": "intel", "AuthenticAMD": "amd", "HygonGenuine": "amd"}
+# CPUID leaves whose bits only AMD (and Hygon) CPUs define natively.
+_AMD_LEAVES = (0x80000008, 0x80000021)
+
+
+@dataclass(frozen=True)
+class FlagEntry:
+    """One feature known to Linux, QEMU or libvirt, joined on its CPUID/MSR location."""
+
+    id: str
+    kernel: str
+    legacy: tuple[str, ...]
+    qemu: str
+    qemu_aliases: tuple[str, ...]
+    libvirt: str
+    location: str
+    klass: str
+    reason: str
+    description: str
+    kvm: str
+    derived: tuple[tuple[str, str], ...]  # (vendor group or 'any', QEMU feature)
+
+    @property
+    def kernel_names(self) -> tuple[str, ...]:
+        return ((self.kernel,) if self.kernel else ()) + self.legacy
+
+    @property
+    def native_vendor(self) -> str:
+        """The vendor group whose CPUs have this bit natively ('any' when both may)."""
+        loc = Location.parse(self.id)
+        if loc.kind == "cpuid" and loc.leaf in _AMD_LEAVES:
+            return "amd"
+        if loc.kind == "cpuid" and loc.leaf == 7 and loc.register == "EDX" and not self.kernel:
+            return "intel"
+        return "any"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One QEMU CPU model version (or a Proxmox built-in type derived from one)."""
+
+    name: str
+    family_name: str
+    version: int
+    aliases: tuple[str, ...]
+    plain_alias: bool
+    vendor: str
+    family: int
+    model: int
+    stepping: int
+    model_id: str
+    features: tuple[str, ...]
+    qemu_first: str | None
+    libvirt_first: str | None
+    libvirt_first_range: str
+    libvirt_extra: tuple[str, ...] | None
+    libvirt_9_0_names: tuple[str, ...]
+    libvirt_9_0_extra: tuple[str, ...] | None
+    origin: str
+    base: str | None
+    note: str
+
+    @property
+    def generic(self) -> bool:
+        """Vendor-neutral baselines: QEMU's qemu64/kvm64 and Proxmox's x86-64-vN."""
+        return self.origin == "proxmox" or self.family_name in ("qemu64", "kvm64")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: tuple[FlagEntry, ...]
+    models: tuple[ModelEntry, ...]
+    digest: str
+
+    @property
+    def version(self) -> str:
+        return self.digest[:12]
+
+    def kernel_flag_names(self) -> frozenset[str]:
+        return frozenset(name for entry in self.entries for name in entry.kernel_names)
+
+    def flag_features(self) -> list[tuple[str, str, str, bool]]:
+        """(kernel flag, vendor group, QEMU feature, whether current kernels print that flag)."""
+        rows: set[tuple[str, str, str, bool]] = set()
+        for entry in self.entries:
+            if entry.qemu:
+                for name in entry.kernel_names:
+                    rows.add((name, "any", entry.qemu, name == entry.kernel))
+            for vendor, feature in entry.derived:
+                for name in entry.kernel_names:
+                    rows.add((name, vendor, feature, name == entry.kernel))
+        return sorted(rows)
+
+    def flag_classes(self) -> list[tuple[str, str, str]]:
+        """(kernel flag, class, reason) for every kernel spelling; the first entry of a name wins."""
+        seen: dict[str, tuple[str, str, str]] = {}
+        for entry in self.entries:
+            for name in entry.kernel_names:
+                seen.setdefault(name, (name, entry.klass, entry.reason))
+        return sorted(seen.values())
+
+    def feature_rows(self) -> list[tuple]:
+        """(feature, class, reason, libvirt, kernel, kvm, native vendor, visible on intel, on amd, always)."""
+        shown = [(flag, vendor, feature) for flag, vendor, feature, current in self.flag_features() if current]
+        visible = {(feature, vendor) for _, vendor, feature in shown}
+        rows: dict[str, tuple] = {}
+        for entry in self.entries:
+            if not entry.qemu or entry.qemu in rows:
+                continue
+            f = entry.qemu
+            rows[f] = (
+                f,
+                entry.klass,
+                entry.reason,
+                entry.libvirt or f,
+                entry.kernel,
+                entry.kvm,
+                entry.native_vendor,
+                (f, "any") in visible or (f, "intel") in visible,
+                (f, "any") in visible or (f, "amd") in visible,
+                entry.kvm == "always",
+            )
+        return [rows[name] for name in sorted(rows)]
+
+
+# --- loading and validating the data files -------------------------------------------------
+
+
+def _typed(cls: type, raw: Any, where: str, renames: dict[str, str] | None = None):
+    """Build dataclass ``cls`` from a JSON object, refusing unknown, missing or mistyped keys."""
+    renames = renames or {}
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{where}: expected an object")
+    hints = get_type_hints(cls)
+    wanted = {renames.get(f.name, f.name): f.name for f in fields(cls)}
+    unknown, missing = set(raw) - set(wanted), set(wanted) - set(raw)
+    if unknown or missing:
+        raise CatalogError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
+    values = {}
+    for key, name in wanted.items():
+        values[name] = _coerce(raw[key], hints[name], f"{where}.{key}")
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    text = str(hint)
+    if value is None:
+        if "None" in text:
+            return None
+        raise CatalogError(f"{where}: must not be null")
+    if text.startswith("tuple[tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, dict) and set(v) == {"vendor", "feature"} for v in value):
+            raise CatalogError(f"{where}: expected a list of {{vendor, feature}}")
+        return tuple((v["vendor"], v["feature"]) for v in value)
+    if text.startswith("tuple") or text.startswith("typing.Optional[tuple") or "tuple[str, ...]" in text:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise CatalogError(f"{where}: expected a list of strings")
+        return tuple(value)
+    for kind in (bool, int, str):
+        if kind.__name__ in text.replace("None", ""):
+            if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+                return value
+            raise CatalogError(f"{where}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def read_catalog(flags_file: Path, models_file: Path) -> Catalog:
+    """Read and validate the two generated data files."""
+    documents = []
+    digest = hashlib.sha256()
+    for path, key in ((flags_file, "entries"), (models_file, "models")):
+        try:
+            data = path.read_bytes()
+            document = json.loads(data)
+        except OSError as exc:
+            raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(document, dict) or set(document) != {"generated_by", key}:
+            raise CatalogError(f"{path}: expected exactly the keys 'generated_by' and '{key}'")
+        digest.update(data)
+        documents.append(document[key])
+    entries = tuple(
+        _typed(FlagEntry, raw, f"{flags_file.name}[{i}]", {"klass": "class"}) for i, raw in enumerate(documents[0])
+    )
+    models = tuple(_typed(ModelEntry, raw, f"{models_file.name}[{i}]") for i, raw in enumerate(documents[1]))
+    _check(entries, models, flags_file, models_file)
+    return Catalog(entries, models, digest.hexdigest())
+
+
+def _check(entries: Iterable[FlagEntry], models: Iterable[ModelEntry], flags_file: Path, models_file: Path) -> None:
+    from cpudb.catalog_build import CLASSES
+
+    qemu_names = {e.qemu for e in entries if e.qemu}
+    for entry in entries:
+        if entry.klass not in CLASSES:
+            raise CatalogError(f"{flags_file.name}: {entry.id}: unknown class {entry.klass!r}")
+        for vendor, feature in entry.derived:
+            if vendor not in ("any", "intel", "amd") or feature not in qemu_names:
+                raise CatalogError(f"{flags_file.name}: {entry.id}: bad derivation {vendor}/{feature}")
+    for model in models:
+        unknown = sorted(set(model.features) - qemu_names)
+        if unknown:
+            raise CatalogError(f"{models_file.name}: {model.name}: unknown feature(s) {', '.join(unknown)}")
+
+
+@cache
+def current() -> Catalog:
+    """The catalog shipped in data/."""
+    return read_catalog(data_path("flags.json"), data_path("models.json"))
+
+
+@cache
+def current_digest() -> str:
+    """The digest of the shipped catalog, without parsing it (cheap enough for every command)."""
+    digest = hashlib.sha256()
+    for name in ("flags.json", "models.json"):
+        digest.update(data_path(name).read_bytes())
+    return digest.hexdigest()
+
+
+def loaded_digest(conn: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = conn.execute(sql("catalog-version")).fetchone()
+    except duckdb.CatalogException:  # an empty database: no meta table yet
+        return None
+    return row[0] if row else None
+
+
+def import_libvirt(folder: Path, catalog: Catalog | None = None) -> dict:
+    """A libvirt cpu_map folder in cpudb terms (see libvirt_map.import_cpu_map)."""
+    from cpudb.libvirt_map import import_cpu_map
+
+    catalog = catalog or current()
+    by_location = {e.id: e.qemu for e in catalog.entries if e.qemu}
+    qemu_models = {m.name: (m.vendor, frozenset(m.features)) for m in catalog.models if m.origin == "qemu"}
+    aliases = {}
+    for m in catalog.models:
+        if m.origin != "qemu":
+            continue
+        aliases.update({alias: m.name for alias in m.aliases})
+        if m.plain_alias:
+            aliases[m.family_name] = m.name
+    return import_cpu_map(Path(folder), by_location, qemu_models, aliases)
 
 
 def known_kernel_flags() -> frozenset[str]:
     """Every kernel flag name the dictionary knows (current and legacy spellings)."""
-    return frozenset()
+    return current().kernel_flag_names()
+
+
+# --- the catalog in the database -----------------------------------------------------------
+
+
+def ensure_loaded(conn: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
+    """Load the catalog tables when the database lacks them or holds another catalog version."""
+    if catalog is None and loaded_digest(conn) == current_digest():
+        return
+    catalog = catalog or current()
+    if loaded_digest(conn) != catalog.digest:
+        load(conn, catalog)
+
+
+def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    conn.execute(script("catalog_schema"))
+    entries = catalog.entries
+    conn.execute(
+        sql("insert-flags"),
+        {
+            "entry_id": [e.id for e in entries],
+            "kernel": [e.kernel for e in entries],
+            "legacy": [list(e.legacy) for e in entries],
+            "qemu": [e.qemu for e in entries],
+            "qemu_aliases": [list(e.qemu_aliases) for e in entries],
+            "libvirt": [e.libvirt for e in entries],
+            "location": [e.location for e in entries],
+            "class": [e.klass for e in entries],
+            "reason": [e.reason for e in entries],
+            "description": [e.description for e in entries],
+            "kvm": [e.kvm for e in entries],
+        },
+    )
+    _insert_columns(conn, "insert-flag-features", ("flag", "vendor", "feature", "current"), catalog.flag_features())
+    _insert_columns(conn, "insert-flag-classes", ("flag", "class", "reason"), catalog.flag_classes())
+    _insert_columns(
+        conn,
+        "insert-features",
+        ("feature", "class", "reason", "libvirt", "kernel", "kvm", "native_vendor", "visible_intel", "visible_amd", "always"),
+        catalog.feature_rows(),
+    )
+    _insert_columns(conn, "insert-vendors", ("vendor", "vendor_group"), sorted(VENDOR_GROUPS.items()))
+    models = catalog.models
+    order = {m.name: i for i, m in enumerate(_release_order(models))}
+    _insert_columns(
+        conn,
+        "insert-models",
+        (
+            "model", "family_name", "version", "vendor", "family", "model_number", "stepping", "model_id",
+            "qemu_first", "libvirt_first", "libvirt_first_range", "qemu_first_num", "libvirt_first_num",
+            "origin", "base", "note", "generic", "age", "has_lm",
+        ),
+        [
+            (
+                m.name, m.family_name, m.version, m.vendor, m.family, m.model, m.stepping, m.model_id,
+                m.qemu_first, m.libvirt_first, m.libvirt_first_range, release_number(m.qemu_first),
+                release_number(m.libvirt_first or _range_end(m.libvirt_first_range)), m.origin, m.base, m.note,
+                m.generic, order[m.name], "lm" in m.features,
+            )
+            for m in models
+        ],
+    )
+    aliases = []
+    for m in models:
+        aliases += [(alias, m.name, "qemu") for alias in m.aliases]
+        if m.plain_alias:
+            aliases.append((m.family_name, m.name, "plain"))
+        aliases += [(alias, m.name, "libvirt-9.0") for alias in m.libvirt_9_0_names]
+    _insert_columns(conn, "insert-model-aliases", ("alias", "model", "kind"), aliases)
+    model_features = []
+    for m in models:
+        model_features += [(m.name, f, "qemu") for f in m.features]
+        model_features += [(m.name, f, "libvirt") for f in m.libvirt_extra or ()]
+        model_features += [(m.name, f, "libvirt-9.0") for f in m.libvirt_9_0_extra or ()]
+    _insert_columns(conn, "insert-model-features", ("model", "feature", "required_by"), model_features)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('catalog_digest', ?)", [catalog.digest])
+
+
+def _insert_columns(conn: duckdb.DuckDBPyConnection, query: str, names: tuple[str, ...], rows: list[tuple]) -> None:
+    columns = list(zip(*rows)) if rows else [() for _ in names]
+    conn.execute(sql(query), {name: list(column) for name, column in zip(names, columns)})
+
+
+def _release_order(models: Iterable[ModelEntry]) -> list[ModelEntry]:
+    """Models from oldest to newest: by first QEMU release, then by family and version."""
+
+    def key(m: ModelEntry) -> tuple:
+        release = tuple(int(p) for p in (m.qemu_first or "0").split("."))
+        return (release, m.family, m.model, m.family_name, m.version)
+
+    return sorted(models, key=key)
+
+
+def release_number(text: str | None) -> int | None:
+    """``"7.2.0"`` -> 70200; None stays None."""
+    if not text:
+        return None
+    major, minor, patch = release_tuple(text)
+    return major * 10000 + minor * 100 + patch
+
+
+def _range_end(text: str) -> str | None:
+    """The last release of a ``first-last`` range: the release known to have the name."""
+    return text.rsplit("-", 1)[-1] if text else None
+
+
+def release_tuple(text: str) -> tuple[int, ...]:
+    """``"7.2"`` -> (7, 2, 0), for comparing QEMU and libvirt versions."""
+    parts = [int(p) for p in text.strip().split(".") if p.isdigit()]
+    if not parts or len(parts) != len(text.strip().split(".")):
+        raise CatalogError(f"{text!r} is not a release number such as 7.2 or 9.0.0")
+    return tuple((parts + [0, 0])[:3])

@@ -19,7 +19,7 @@ import duckdb
 
 from cpudb import catalog
 from cpudb.errors import DatabaseBusyError, DatabaseError
-from cpudb.queries import schema_script
+from cpudb.queries import script
 
 DEFAULT_DB = "cpudb.duckdb"
 SCHEMA_VERSION = "1"
@@ -31,12 +31,23 @@ def resolve_path(option: str | None) -> Path:
 
 
 def open_read(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open an existing database read-only."""
+    """Open an existing database read-only, first bringing its catalog up to date if cpudb's changed."""
     if not path.exists():
         raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
+    conn = _connect_read(path)
+    if catalog.loaded_digest(conn) != catalog.current_digest():
+        conn.close()
+        with contextlib.suppress(DatabaseBusyError):  # the writer holding the lock refreshes it
+            with write(path):
+                pass
+        conn = _connect_read(path)
+    return conn
+
+
+def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         conn = duckdb.connect(str(path), read_only=True)
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
         raise DatabaseError(f"{path}: cannot open the database ({_first_line(exc)})") from None
     _check_cpudb(conn, path)
     return conn
@@ -51,7 +62,7 @@ def open_memory() -> duckdb.DuckDBPyConnection:
 
 def prepare(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and load the current catalog where it is missing or outdated."""
-    conn.execute(schema_script())
+    conn.execute(script("schema"))
     conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
     catalog.ensure_loaded(conn)
 

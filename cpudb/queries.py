@@ -1,4 +1,4 @@
-"""Named SQL queries, kept in ``queries/*.sql``.
+"""Named SQL queries, kept in ``queries/*.sql``; ``*schema.sql`` files are whole scripts.
 
 A file holds blocks that start with ``-- name: some-query`` followed by a one-line
 ``--`` comment saying what the query returns. Parameters are DuckDB named
@@ -61,7 +61,7 @@ def all_queries() -> dict[str, NamedQuery]:
     """Every named query of every ``queries/*.sql`` file except the schema script."""
     found: dict[str, NamedQuery] = {}
     for path in sorted(resource_dir("queries").glob("*.sql")):
-        if path.name == "schema.sql":
+        if path.name.endswith("schema.sql"):
             continue
         for name, query in parse_queries(path.read_text(encoding="utf-8"), path.name).items():
             if name in found:
@@ -75,5 +75,6 @@ def sql(name: str) -> str:
     return all_queries()[name].sql
 
 
-def schema_script() -> str:
-    return (resource_dir("queries") / "schema.sql").read_text(encoding="utf-8")
+def script(name: str) -> str:
+    """A whole SQL script (``schema`` or ``catalog_schema``), run as one."""
+    return (resource_dir("queries") / f"{name}.sql").read_text(encoding="utf-8")

@@ -18,6 +18,10 @@ SCALARS = {
     "host": "cmp-rome-01",
     "hosts": ["cmp-rome-01"],
     "ingested_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "name": "avx2",
+    "feature": "avx2",
+    "model": "EPYC-Rome-v1",
+    "vendor": "amd",
 }
 
 
