@@ -11,6 +11,7 @@ HOSTS ?=
 DUMPS ?= data/hosts
 REPORT_NAME ?=
 REPORT_DB := build/cpudb.duckdb
+REFERENCE ?= ../shared/reference
 
 .PHONY: setup test report bench catalog clean
 
@@ -30,6 +31,10 @@ report: $(STAMP)
 	@mkdir -p build
 	$(BIN)/cpudb ingest --quiet --db $(REPORT_DB) $(DUMPS)
 	$(BIN)/cpudb common --db $(REPORT_DB) $(HOSTS)
+
+# Regenerate data/flags.json and data/models.json from the reference tables.
+catalog: $(STAMP)
+	$(BIN)/cpudb catalog build --reference $(REFERENCE)
 
 clean:
 	rm -rf build reports/out .pytest_cache

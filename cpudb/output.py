@@ -45,10 +45,11 @@ def print_table(
     title: str | None = None,
     caption: str | None = None,
     out: TextIO | None = None,
+    header: bool = True,
 ) -> None:
     from rich.table import Table
 
-    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left", show_header=header)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:

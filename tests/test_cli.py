@@ -121,3 +121,64 @@ def test_database_from_environment(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("CPUDB_DB", str(tmp_path / "env.duckdb"))
     assert run(capsys, "ingest", str(fixture("amd-epyc7742-1.txt")))[0] == 0
     assert (tmp_path / "env.duckdb").exists()
+
+
+def test_flag_by_any_name(capsys):
+    code, out, _ = run(capsys, "flag", "tsc-deadline", "--format", "json")
+    [entry] = json.loads(out)
+    assert code == 0
+    assert (entry["kernel"], entry["qemu"], entry["libvirt"], entry["klass"]) == (
+        "tsc_deadline_timer", "tsc-deadline", "tsc-deadline", "guest",
+    )
+    assert "Cascadelake-Server-v1" in entry["models"]
+
+
+def test_flag_table_says_why(capsys):
+    code, out, _ = run(capsys, "flag", "constant_tsc")
+    assert code == 0
+    assert "synthetic" in out and "never" in out and "part of a guest CPU model" in out
+
+
+def test_unknown_flag(capsys):
+    code, _, err = run(capsys, "flag", "warp_drive")
+    assert code == 2
+    assert err.strip() == "cpudb: error: 'warp_drive' is not a kernel, QEMU or libvirt feature name the dictionary knows"
+
+
+def test_flags_of_a_host_by_class(capsys):
+    code, out, _ = run(capsys, "flags", "--dumps", str(SAMPLE_FLEET), "--host", "cmp-rome-01", "--format", "json")
+    grouped = json.loads(out)
+    assert code == 0
+    assert "avx2" in grouped["guest"] and "svm" in grouped["nested"] and "rep_good" in grouped["synthetic"]
+    assert grouped["unmigratable"] == ["nonstop_tsc"]
+    assert sum(len(v) for v in grouped.values()) == 132
+
+
+def test_catalog_show_and_models(capsys):
+    code, out, _ = run(capsys, "catalog", "show", "Broadwell-noTSX-IBRS", "--format", "json")
+    info = json.loads(out)
+    assert code == 0 and info["model"] == "Broadwell-v4"
+    qemu = {f["qemu"] for f in info["features"] if f["required_by"] == "qemu"}
+    assert "spec-ctrl" in qemu and "hle" not in qemu
+    code, out, _ = run(capsys, "catalog", "models", "--vendor", "amd", "--qemu", "7.2", "--format", "json")
+    names = {row["model"] for row in json.loads(out)}
+    assert "EPYC-Milan-v1" in names and "EPYC-Genoa-v1" not in names and "x86-64-v2" in names
+    assert not any(name.startswith("Skylake") for name in names)
+
+
+def test_catalog_unknown_model_suggests(capsys):
+    code, _, err = run(capsys, "catalog", "show", "EPYC-Roma")
+    assert code == 2
+    assert "CPU model 'EPYC-Roma' is not in the catalog; closest: EPYC-Rome" in err
+
+
+def test_catalog_import_libvirt_writes_a_file(capsys, tmp_path):
+    folder = ROOT.parent / "shared" / "reference" / "libvirt-cpu_map"
+    if not folder.is_dir():
+        pytest.skip("../shared/reference is not present")
+    out_file = tmp_path / "libvirt.json"
+    code, out, err = run(capsys, "catalog", "import-libvirt", str(folder), "-o", str(out_file))
+    assert code == 0
+    assert out.strip() == f"{out_file}: 176 libvirt model(s) from {folder}"
+    assert "DiamondRapids" in err
+    assert json.loads(out_file.read_text())["generated_by"].startswith("cpudb catalog import-libvirt")
