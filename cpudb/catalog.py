@@ -55,11 +55,16 @@ class FlagEntry:
 
     @property
     def native_vendor(self) -> str:
-        """The vendor group whose CPUs have this bit natively ('any' when both may)."""
+        """For a bit current kernels hide: the vendor group whose CPUs define it ('any' otherwise).
+
+        Only hidden bits need it: a host of the other vendor then lacks the bit rather than hides it.
+        """
         loc = Location.parse(self.id)
-        if loc.kind == "cpuid" and loc.leaf in _AMD_LEAVES:
+        if self.kernel or loc.kind != "cpuid":
+            return "any"
+        if loc.leaf in _AMD_LEAVES:
             return "amd"
-        if loc.kind == "cpuid" and loc.leaf == 7 and loc.register == "EDX" and not self.kernel:
+        if loc.leaf == 7 and loc.register == "EDX":
             return "intel"
         return "any"
 
@@ -113,20 +118,30 @@ class Catalog:
         rows: set[tuple[str, str, str, bool]] = set()
         for entry in self.entries:
             if entry.qemu:
+                # A name that also derives from another vendor's bit (vnmi: AMD SVM bit, Intel VMX
+                # control) shows this bit only on the CPUs that define it.
+                vendor = _leaf_vendor(Location.parse(entry.id)) if entry.derived else "any"
                 for name in entry.kernel_names:
-                    rows.add((name, "any", entry.qemu, name == entry.kernel))
+                    rows.add((name, vendor, entry.qemu, name == entry.kernel))
             for vendor, feature in entry.derived:
                 for name in entry.kernel_names:
                     rows.add((name, vendor, feature, name == entry.kernel))
         return sorted(rows)
 
     def flag_classes(self) -> list[tuple[str, str, str]]:
-        """(kernel flag, class, reason) for every kernel spelling; the first entry of a name wins."""
-        seen: dict[str, tuple[str, str, str]] = {}
+        """(kernel flag, class, reason) for every kernel spelling.
+
+        A name printed for two bits (mba: Intel RDT and AMD) takes the first entry's class;
+        the distinct reasons are joined.
+        """
+        classes: dict[str, str] = {}
+        reasons: dict[str, list[str]] = {}
         for entry in self.entries:
             for name in entry.kernel_names:
-                seen.setdefault(name, (name, entry.klass, entry.reason))
-        return sorted(seen.values())
+                classes.setdefault(name, entry.klass)
+                if entry.reason not in reasons.setdefault(name, []):
+                    reasons[name].append(entry.reason)
+        return sorted((name, classes[name], " / ".join(reasons[name])) for name in classes)
 
     def feature_rows(self) -> list[tuple]:
         """(feature, class, reason, libvirt, kernel, kvm, native vendor, visible on intel, on amd, always)."""
@@ -137,6 +152,9 @@ class Catalog:
             if not entry.qemu or entry.qemu in rows:
                 continue
             f = entry.qemu
+            # msr-only features are by definition not shown by lscpu, even where a kernel summary
+            # (ept_ad for vmx-eptad) happens to reflect one of them on some kernels.
+            shown_at_all = entry.klass != "msr-only"
             rows[f] = (
                 f,
                 entry.klass,
@@ -145,11 +163,20 @@ class Catalog:
                 entry.kernel,
                 entry.kvm,
                 entry.native_vendor,
-                (f, "any") in visible or (f, "intel") in visible,
-                (f, "any") in visible or (f, "amd") in visible,
+                shown_at_all and ((f, "any") in visible or (f, "intel") in visible),
+                shown_at_all and ((f, "any") in visible or (f, "amd") in visible),
                 entry.kvm == "always",
             )
         return [rows[name] for name in sorted(rows)]
+
+
+def _leaf_vendor(location: Location) -> str:
+    """The vendor group whose CPUs define the bits of this CPUID leaf ('any' when both do)."""
+    if location.kind == "cpuid" and location.leaf in _AMD_LEAVES + (0x8000000A,):
+        return "amd"
+    if location.kind == "cpuid" and location.leaf == 7 and location.register == "EDX":
+        return "intel"
+    return "any"
 
 
 # --- loading and validating the data files -------------------------------------------------
@@ -351,7 +378,7 @@ def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         model_features += [(m.name, f, "libvirt") for f in m.libvirt_extra or ()]
         model_features += [(m.name, f, "libvirt-9.0") for f in m.libvirt_9_0_extra or ()]
     _insert_columns(conn, "insert-model-features", ("model", "feature", "required_by"), model_features)
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('catalog_digest', ?)", [catalog.digest])
+    conn.execute(sql("set-meta"), {"key": "catalog_digest", "value": catalog.digest})
 
 
 def _insert_columns(conn: duckdb.DuckDBPyConnection, query: str, names: tuple[str, ...], rows: list[tuple]) -> None:

@@ -130,18 +130,19 @@ def build_flags(reference: Path, overrides_path: Path) -> list[dict]:
             entries[location].kvm_note = row["note"]
 
     by_qemu = {e.qemu: e for e in entries.values() if e.qemu}
+    by_kernel = {e.kernel: e for e in entries.values() if e.kernel}
     for row in _tsv(tables / "kernel_to_qemu.tsv"):
         if row["match"] != "derived":
             continue
         target = by_qemu[row["qemu_name"]]
-        entry(Location.linux(row["cpuinfo_name"])).derived.append(
-            {"vendor": _native_vendor(target.location), "feature": target.qemu}
-        )
+        owner = by_kernel.get(row["cpuinfo_name"]) or entry(Location.linux(row["cpuinfo_name"]))
+        owner.derived.append({"vendor": _native_vendor(target.location), "feature": target.qemu})
 
     _apply_overrides(entries, overrides_path)
+    derived_targets = {d["feature"] for e in entries.values() for d in e.derived}
     for item in entries.values():
         if not item.klass:
-            item.klass, item.reason = _classify(item, by_qemu)
+            item.klass, item.reason = _classify(item, by_qemu, derived_targets)
     return [entries[key].as_json() for key in sorted(entries, key=lambda loc: loc.key)]
 
 
@@ -154,21 +155,24 @@ def _native_vendor(location: Location) -> str:
     return "any"
 
 
-def _classify(item: _Entry, by_qemu: dict[str, _Entry]) -> tuple[str, str]:
+def _classify(item: _Entry, by_qemu: dict[str, _Entry], derived_targets: set[str]) -> tuple[str, str]:
     loc = item.location
     if loc.kind == "linux":
         if item.derived:
             targets = ", ".join(f"{d['feature']} ({d['vendor']})" for d in item.derived)
             if any(d["feature"].startswith("vmx-") for d in item.derived):
                 return "nested", f"Linux summary of VMX capabilities ({targets}); only meaningful with nested VMX."
-            classes = {by_qemu[d["feature"]].klass or _classify(by_qemu[d["feature"]], by_qemu)[0] for d in item.derived}
+            classes = {
+                by_qemu[d["feature"]].klass or _classify(by_qemu[d["feature"]], by_qemu, derived_targets)[0]
+                for d in item.derived
+            }
             klass = "guest" if "guest" in classes else sorted(classes)[0]
             return klass, f"Linux summary flag set from {targets}."
         return "synthetic", "Linux-defined flag with no CPUID bit; never part of a guest CPU model."
     if loc.kind == "msr":
         if item.qemu.startswith("vmx-"):
             return "msr-only", "VMX capability MSR bit: applies to nested VMX only and no lscpu shows it."
-        if any(d["feature"] == item.qemu for e in by_qemu.values() for d in e.derived):
+        if item.qemu in derived_targets:
             return "guest", f"Bit of {loc.describe()}; lscpu shows it only through a Linux summary flag."
         return "msr-only", f"Bit of {loc.describe()}: no lscpu shows it; check it with virsh domcapabilities."
     if not item.qemu:

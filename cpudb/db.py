@@ -19,7 +19,7 @@ import duckdb
 
 from cpudb import catalog
 from cpudb.errors import DatabaseBusyError, DatabaseError
-from cpudb.queries import script
+from cpudb.queries import script, sql
 
 DEFAULT_DB = "cpudb.duckdb"
 SCHEMA_VERSION = "1"
@@ -63,7 +63,7 @@ def open_memory() -> duckdb.DuckDBPyConnection:
 def prepare(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and load the current catalog where it is missing or outdated."""
     conn.execute(script("schema"))
-    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [SCHEMA_VERSION])
+    conn.execute(sql("set-meta"), {"key": "schema_version", "value": SCHEMA_VERSION})
     catalog.ensure_loaded(conn)
 
 
@@ -135,7 +135,7 @@ def _remove_stale_copies(path: Path) -> None:
 
 
 def _check_cpudb(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
-    tables = {row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables = {row[0] for row in conn.execute(sql("table-names")).fetchall()}
     if tables and not {"meta", "dumps"} <= tables:
         conn.close()
         raise DatabaseError(f"{path}: a DuckDB database, but not one cpudb wrote")

@@ -113,7 +113,7 @@ def resolve_model(conn: duckdb.DuckDBPyConnection, name: str) -> str:
     if not found:
         import difflib
 
-        known = [row[0] for row in conn.execute("SELECT model FROM models UNION SELECT alias FROM model_aliases").fetchall()]
+        known = [row[0] for row in conn.execute(sql("model-names")).fetchall()]
         close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
         hint = f"; closest: {', '.join(close)}" if close else ""
         raise UnknownModelError(f"CPU model {name!r} is not in the catalog{hint}")

@@ -101,3 +101,23 @@ SELECT hf.flag, coalesce(fc.class, 'unknown') AS class, coalesce(fc.reason, 'not
 FROM host_flags hf LEFT JOIN flag_classes fc USING (flag)
 WHERE hf.host = $host
 ORDER BY class, hf.flag;
+
+-- name: flag-class-of
+-- the class of each kernel flag in $flags that the dictionary knows
+SELECT flag, class FROM flag_classes WHERE flag IN (SELECT unnest($flags::VARCHAR[]));
+
+-- name: flags-kvm-always
+-- kernel flags of features KVM gives every guest whatever the host has (x2apic, tsc_deadline_timer)
+SELECT DISTINCT ff.flag FROM flag_features ff JOIN features f USING (feature) WHERE f.always AND ff.current;
+
+-- name: set-meta
+-- record a key/value fact about the database (schema version, catalog digest)
+INSERT OR REPLACE INTO meta VALUES ($key, $value);
+
+-- name: table-names
+-- the tables of the open database, to recognise one cpudb wrote
+SELECT table_name FROM duckdb_tables();
+
+-- name: model-names
+-- every model and alias name, to suggest close ones
+SELECT model FROM models UNION SELECT alias FROM model_aliases;

@@ -150,7 +150,7 @@ def test_every_fixture_flag_has_a_class():
 
 
 def test_data_files_match_their_schema():
-    assert len(CATALOG.entries) == 595 and len(CATALOG.models) == 108
+    assert len(CATALOG.entries) == 594 and len(CATALOG.models) == 108
 
 
 def test_schema_rejects_unknown_keys_and_wrong_types(tmp_path):
