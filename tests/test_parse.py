@@ -114,6 +114,8 @@ def test_brief_flag_list():
     dump = parse_file(DATA / "source.flags-lscpu.sorted")
     assert dump.source_format == "flag-list"
     assert dump.host == "source"
+    assert dump.vendor == "GenuineIntel"
+    assert dump.notes == ("flag list without a vendor; GenuineIntel inferred from vendor-specific flags",)
     assert dump.flags == parse_file(fixture("intel-e5-2690v4-1.txt")).flags
 
 
