@@ -72,3 +72,33 @@ SELECT ff.flag
 FROM hosts h JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
 WHERE h.host = $host
 ORDER BY ff.flag;
+
+-- name: selected-cpus
+-- each selected host's CPU model name, stepping and flags, to compare hosts of the same CPU
+SELECT s.host, coalesce(d.model_name, 'unknown CPU'), d.stepping, list(ff.flag)
+FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
+WHERE d.kind = 'host'
+GROUP BY s.host, d.model_name, d.stepping;
+
+-- name: selected-flag-hosts
+-- (host, flag) for selected hosts that have any of $flags
+SELECT s.host, ff.flag
+FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
+WHERE ff.flag IN (SELECT unnest($flags::VARCHAR[]))
+ORDER BY s.host, ff.flag;
+
+-- name: selected-unknown-flags
+-- flags of selected hosts that the dictionary does not know, with the hosts that have them
+SELECT ff.flag, list(s.host ORDER BY s.host)
+FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
+LEFT JOIN flag_classes fc USING (flag)
+WHERE fc.flag IS NULL
+GROUP BY ff.flag
+ORDER BY ff.flag;
+
+-- name: selected-notes
+-- parser notes (processor blocks that differ, inferred vendors) of the selected hosts
+SELECT s.host, unnest(string_split(d.notes, '; '))
+FROM selected s JOIN dumps d USING (dump_id)
+WHERE d.notes IS NOT NULL
+ORDER BY s.host;

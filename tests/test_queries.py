@@ -9,6 +9,7 @@ import pytest
 
 from conftest import SAMPLE_FLEET
 from cpudb import db, fleet
+from cpudb.baseline import compute
 from cpudb.ingest import ingest_into
 from cpudb.queries import all_queries, parse_queries
 
@@ -22,6 +23,11 @@ SCALARS = {
     "feature": "avx2",
     "model": "EPYC-Rome-v1",
     "vendor": "amd",
+    "allow_unmigratable": False,
+    "flags": ["avx2"],
+    "features": ["avx2"],
+    "key": "test_key",
+    "value": "x",
 }
 
 
@@ -53,4 +59,5 @@ def test_every_query_runs(scratch, name):
         for p in set(re.findall(r"\$([a-z0-9_]+)", sql))
     }
     fleet.select(scratch, "")
+    compute(scratch, "")  # creates the bl_ temp tables the baseline queries read
     scratch.execute(sql, params).fetchall()

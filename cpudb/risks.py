@@ -1,0 +1,180 @@
+"""What can still go wrong with a pool: the warnings a baseline and its report carry."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from cpudb.queries import sql
+
+# Spellings only kernels of the RHEL 7 era print: a host showing them runs a kernel that may not
+# name flags its CPU has (no pku on Skylake-SP, no wbnoinvd on Rome).
+OLD_KERNEL_FLAGS = frozenset({"eagerfpu", "spec_ctrl", "intel_stibp", "retpoline_amd", "perfctr_l2"})
+TSX_FLAGS = ("hle", "rtm")
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A host whose flags differ from others with the same CPU model name and stepping."""
+
+    host: str
+    cpu: str
+    peers: int  # hosts with the same CPU in the selection
+    missing: tuple[str, ...]  # flags most of its peers have and it lacks
+    extra: tuple[str, ...]  # flags it has and most of its peers lack
+
+
+def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
+    """Hosts of `selected` that differ from the majority of hosts with the same CPU (model name, stepping)."""
+    groups: dict[tuple, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+    for host, cpu, stepping, flags in conn.execute(sql("selected-cpus")).fetchall():
+        groups[(cpu, stepping)].append((host, frozenset(flags)))
+    found = []
+    for (cpu, stepping), members in groups.items():
+        if len(members) < 2:
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        for _, flags in members:
+            for flag in flags:
+                counts[flag] += 1
+        majority = {flag for flag, n in counts.items() if n * 2 > len(members)}
+        for host, flags in members:
+            missing, extra = majority - flags, flags - majority
+            if missing or extra:
+                label = f"{cpu} stepping {stepping}" if stepping is not None else cpu
+                found.append(Outlier(host, label, len(members), tuple(sorted(missing)), tuple(sorted(extra))))
+    return sorted(found, key=lambda o: (o.cpu, o.host))
+
+
+def _names(hosts: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(hosts[:limit])
+    return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
+
+
+def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
+    """Everything an operator should read before trusting the recommendation."""
+    warnings: list[str] = []
+    vendors = sorted({r.vendor or "unknown" for r in host_rows})
+    if len({v for v in vendors if v in ("GenuineIntel", "CentaurHauls")}) and len(
+        {v for v in vendors if v in ("AuthenticAMD", "HygonGenuine")}
+    ):
+        warnings.append(
+            "Intel and AMD hosts in one pool: a migrated guest sees the CPU vendor string change, and with it "
+            "SYSCALL/SYSENTER behaviour in 32-bit compatibility mode and the CPUID cache and topology leaves; "
+            "libvirt's own baseline refuses such pools. Test each guest OS with migrations in both directions."
+        )
+    if "unknown" in vendors:
+        unknown = [r.host for r in host_rows if not r.vendor]
+        warnings.append(f"vendor unknown for {_names(unknown)} (a flag list without vendor-specific flags)")
+    guests = [r.host for r in host_rows if r.is_guest]
+    if guests and len(guests) < len(host_rows):
+        warnings.append(
+            f"{len(guests)} dump(s) were taken inside virtual machines ({_names(guests)}): their flags are "
+            "what their hypervisor exposes, not what the hardware has; mixed with bare-metal dumps."
+        )
+    elif guests:
+        warnings.append(f"every dump was taken inside a virtual machine ({_names(guests)}), not on a hypervisor")
+    warnings += _tsx_and_outliers(conn)
+    warnings += _old_kernels(conn)
+    warnings += _unknown_flags(conn)
+    for host, note in conn.execute(sql("selected-notes")).fetchall():
+        warnings.append(f"{host}: {note}")
+    if recommended is None:
+        near = [m for m in ranking if m.near_miss][:3]
+        hint = "; closest: " + "; ".join(f"{m.model} without {', '.join(m.missing)}" for m in near) if near else ""
+        warnings.append(f"no CPU model is compatible with every selected host{hint}")
+        return warnings
+    if recommended.nested_disabled:
+        warnings.append(
+            f"{recommended.model} contains nested-virtualization features that not every host offers; "
+            f"configs turn off {', '.join(recommended.nested_disabled)}"
+        )
+    nested_kept = {"vmx", "svm"} & (set(_model_features(conn, recommended.model)) - set(recommended.disabled_flags))
+    if nested_kept:
+        warnings.append(
+            f"{recommended.model} contains {' and '.join(sorted(nested_kept))} (nested virtualization): libvirt's "
+            "definition requires it on every host; QEMU enables it under KVM only when asked (+svm), and guests "
+            "then need kvm_amd/kvm_intel nested=1 on every host"
+        )
+    if recommended.kvm_disabled:
+        warnings.append(
+            f"{', '.join(recommended.kvm_disabled)} {'is' if len(recommended.kvm_disabled) == 1 else 'are'} part of "
+            f"{recommended.model} but KVM cannot give {'it' if len(recommended.kvm_disabled) == 1 else 'them'} to "
+            "guests; the configs turn it off (QEMU with 'enforce' would refuse to start otherwise)"
+        )
+    msr = [f for f in recommended.unverifiable if not f.startswith("vmx-")]
+    vmx = [f for f in recommended.unverifiable if f.startswith("vmx-")]
+    if msr:
+        warnings.append(
+            f"{len(msr)} feature(s) of {recommended.model} cannot be verified from lscpu: {', '.join(msr)}; "
+            "check them with 'virsh domcapabilities' on one host of each CPU profile (or ingest that output)"
+        )
+    if vmx:
+        warnings.append(
+            f"{len(vmx)} vmx-* capabilities of {recommended.model} cannot be verified from lscpu; they matter only "
+            "for nested VMX guests"
+        )
+    if not options.libvirt and not options.libvirt_map and recommended.model_alias.rsplit("-v", 1)[-1].isdigit():
+        warnings.append(
+            f"configs name the model {recommended.model_alias}: versioned names need libvirt 10.10 or newer "
+            "(pass --libvirt 9.0 for Debian 12's libvirt, or --libvirt-map for yours)"
+        )
+    extra_libvirt = conn.execute(sql("baseline-libvirt-extra"), {"model": recommended.model}).fetchall()
+    if extra_libvirt:
+        warnings.append(
+            f"libvirt's definition of {recommended.model_alias} also requires "
+            f"{', '.join(f for (f,) in extra_libvirt)} (not in QEMU's model): libvirt and Nova check hosts for it"
+        )
+    return warnings
+
+
+def _model_features(conn, model: str) -> list[str]:
+    return [r[0] for r in conn.execute(sql("model-feature-names"), {"model": model}).fetchall() if r[4] == "qemu"]
+
+
+def _tsx_and_outliers(conn) -> list[str]:
+    warnings = []
+    for outlier in outliers(conn):
+        tsx = [f for f in TSX_FLAGS if f in outlier.missing or f in outlier.extra]
+        if tsx:
+            has = "has" if tsx[0] in outlier.extra else "lacks"
+            warnings.append(
+                f"TSX differs inside one CPU model: {outlier.host} {has} {' '.join(tsx)} unlike the other "
+                f"{outlier.peers - 1} {outlier.cpu} host(s) (microcode or tsx=off); choose a -noTSX model version"
+            )
+        other_missing = [f for f in outlier.missing if f not in TSX_FLAGS]
+        other_extra = [f for f in outlier.extra if f not in TSX_FLAGS]
+        if other_missing or other_extra:
+            detail = []
+            if other_missing:
+                detail.append(f"lacks {' '.join(other_missing)}")
+            if other_extra:
+                detail.append(f"has {' '.join(other_extra)} too")
+            warnings.append(
+                f"{outlier.host} differs from the other {outlier.peers - 1} {outlier.cpu} host(s): "
+                f"{'; '.join(detail)} (BIOS setting, microcode or kernel)"
+            )
+    return warnings
+
+
+def _old_kernels(conn) -> list[str]:
+    rows = conn.execute(sql("selected-flag-hosts"), {"flags": sorted(OLD_KERNEL_FLAGS)}).fetchall()
+    hosts = sorted({host for host, _ in rows})
+    if not hosts:
+        return []
+    return [
+        f"{_names(hosts)} run{'s' if len(hosts) == 1 else ''} a RHEL 7-era kernel (it prints "
+        f"{', '.join(sorted({flag for _, flag in rows}))}): kernels do not show flags newer than themselves, so "
+        "such a host may lack flags in its dump that its CPU has (pku on Skylake-SP, wbnoinvd on Rome)"
+    ]
+
+
+def _unknown_flags(conn) -> list[str]:
+    rows = conn.execute(sql("selected-unknown-flags")).fetchall()
+    return [
+        f"flag {flag} is not in the flag dictionary (on {_names(hosts)}): kept as data, never requested"
+        for flag, hosts in rows
+    ]

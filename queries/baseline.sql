@@ -1,0 +1,205 @@
+-- The baseline pipeline. It works on profiles (distinct flag set x vendor group) of the
+-- hosts in `selected`, never on hosts one by one, and fills temp tables prefixed bl_.
+
+-- name: baseline-profiles
+-- one row per distinct (flag set, libvirt view, vendor group) among the selected hosts
+CREATE OR REPLACE TEMP TABLE bl_profiles AS
+SELECT row_number() OVER (ORDER BY min(s.host)) AS profile,
+       d.flagset_id,
+       d.guest_flagset_id,
+       coalesce(v.vendor_group, 'unknown') AS vgroup,
+       list(s.host ORDER BY s.host) AS hosts,
+       sum(s.weight)::BIGINT AS n_hosts
+FROM selected s
+JOIN dumps d USING (dump_id)
+LEFT JOIN vendors v ON v.vendor = d.vendor
+GROUP BY d.flagset_id, d.guest_flagset_id, coalesce(v.vendor_group, 'unknown');
+
+-- name: baseline-have
+-- what each profile has: the features its kernel flags show (vendor-aware) and those its
+-- libvirt domcapabilities view lists. Features KVM emulates whatever the host has (x2apic,
+-- tsc-deadline) count only where the host shows them: nova-compute before 2023.1 checks the
+-- configured CPU against the host's own CPUID (libvirt compareCPU), not against KVM's.
+CREATE OR REPLACE TEMP TABLE bl_have AS
+SELECT DISTINCT p.profile, ff.feature
+FROM bl_profiles p
+JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id
+JOIN flag_features ff ON ff.flag = fs.flag AND (ff.vendor = 'any' OR ff.vendor = p.vgroup)
+UNION
+SELECT p.profile, fs.flag AS feature
+FROM bl_profiles p
+JOIN flagset_flags fs ON fs.flagset_id = p.guest_flagset_id;
+
+-- name: baseline-common
+-- C: the guest-settable features every profile can give (unmigratable ones only when allowed)
+CREATE OR REPLACE TEMP TABLE bl_common AS
+SELECT h.feature
+FROM bl_have h JOIN features f USING (feature)
+WHERE f.class = 'guest' OR (f.class = 'unmigratable' AND $allow_unmigratable)
+GROUP BY h.feature
+HAVING count(DISTINCT h.profile) = (SELECT count(*) FROM bl_profiles);
+
+-- name: baseline-config
+-- the candidate models, the name a config uses for each, and where libvirt's definition comes from
+CREATE OR REPLACE TEMP TABLE bl_config AS
+SELECT unnest($models::VARCHAR[]) AS model, unnest($aliases::VARCHAR[]) AS alias,
+       unnest($definitions::VARCHAR[]) AS definition;
+
+-- name: baseline-required-extra
+-- features the libvirt definition of each candidate's config name requires beyond QEMU's model
+CREATE OR REPLACE TEMP TABLE bl_required_extra AS
+SELECT c.model, mf.feature
+FROM bl_config c JOIN model_features mf ON mf.model = c.model AND mf.required_by = c.definition
+UNION
+SELECT unnest($extra_model::VARCHAR[]), unnest($extra_feature::VARCHAR[]);
+
+-- name: baseline-status
+-- each candidate's required features, judged over all profiles: ok, missing (with the profiles
+-- lacking it), unverifiable from lscpu, disabled because KVM cannot provide it, disabled because
+-- nested virtualization is not on every host, or ignored (the hypervisor bit)
+CREATE OR REPLACE TEMP TABLE bl_status AS
+WITH required AS (
+    SELECT c.model, mf.feature, true AS by_qemu
+    FROM bl_config c JOIN model_features mf ON mf.model = c.model AND mf.required_by = 'qemu'
+    UNION ALL
+    SELECT model, feature, false FROM bl_required_extra
+),
+merged AS (
+    SELECT model, feature, bool_or(by_qemu) AS by_qemu FROM required GROUP BY model, feature
+),
+judged AS (
+    SELECT r.model, r.feature, r.by_qemu, f.class, p.profile,
+           CASE
+               WHEN h.feature IS NOT NULL THEN 'yes'
+               WHEN p.guest_flagset_id IS NULL
+                    AND NOT (CASE p.vgroup WHEN 'intel' THEN f.visible_intel
+                                           WHEN 'amd' THEN f.visible_amd
+                                           ELSE f.visible_intel AND f.visible_amd END)
+                    AND (f.native_vendor = 'any' OR f.native_vendor = p.vgroup) THEN 'unknown'
+               ELSE 'no'
+           END AS status
+    FROM merged r
+    JOIN features f USING (feature)
+    CROSS JOIN bl_profiles p
+    LEFT JOIN bl_have h ON h.profile = p.profile AND h.feature = r.feature
+)
+SELECT model, feature, by_qemu, class,
+       CASE
+           WHEN class = 'guest-marker' THEN 'ignored'
+           WHEN by_qemu AND class = 'host-only' THEN 'kvm-disabled'
+           WHEN by_qemu AND class = 'nested' AND bool_or(status <> 'yes') THEN 'nested-disabled'
+           WHEN bool_or(status = 'no') THEN 'missing'
+           WHEN bool_or(status = 'unknown') THEN 'unverifiable'
+           ELSE 'ok'
+       END AS verdict,
+       list(profile ORDER BY profile) FILTER (WHERE status = 'no') AS lacking
+FROM judged
+GROUP BY model, feature, by_qemu, class;
+
+-- name: baseline-ranking
+-- every candidate with its verdict lists, extra flags (C minus the model), coverage of C and
+-- the keys it is ranked by: compatible, coverage, fewer extras, fewer disabled, newer, same vendor
+WITH c AS (SELECT count(*) AS n FROM bl_common),
+model_qemu AS (
+    SELECT c.model, mf.feature FROM bl_config c JOIN model_features mf ON mf.model = c.model AND mf.required_by = 'qemu'
+),
+per_model AS (
+    SELECT model,
+           list(feature ORDER BY feature) FILTER (WHERE verdict = 'missing') AS missing,
+           list(feature ORDER BY feature) FILTER (WHERE verdict = 'unverifiable') AS unverifiable,
+           list(feature ORDER BY feature) FILTER (WHERE verdict = 'kvm-disabled') AS kvm_disabled,
+           list(feature ORDER BY feature) FILTER (WHERE verdict = 'nested-disabled') AS nested_disabled,
+           bool_and(verdict <> 'missing' OR class IN ('guest', 'unmigratable', 'nested')) AS missing_settable
+    FROM bl_status GROUP BY model
+),
+extras AS (
+    SELECT c.model, list(bc.feature ORDER BY bc.feature) AS extra
+    FROM bl_config c CROSS JOIN bl_common bc
+    WHERE NOT EXISTS (SELECT 1 FROM model_qemu q WHERE q.model = c.model AND q.feature = bc.feature)
+    GROUP BY c.model
+),
+covered AS (
+    SELECT q.model, count(*) AS n FROM model_qemu q JOIN bl_common bc USING (feature) GROUP BY q.model
+),
+pool_vendors AS (SELECT list(DISTINCT vgroup) AS groups FROM bl_profiles)
+SELECT cfg.model, cfg.alias, m.vendor, m.generic, m.age, m.origin, m.base,
+       coalesce(pm.missing, []) AS missing,
+       coalesce(pm.unverifiable, []) AS unverifiable,
+       coalesce(pm.kvm_disabled, []) AS kvm_disabled,
+       coalesce(pm.nested_disabled, []) AS nested_disabled,
+       coalesce(e.extra, []) AS extra,
+       CASE WHEN (SELECT n FROM c) = 0 THEN 1.0 ELSE coalesce(cv.n, 0) / (SELECT n FROM c) END AS coverage,
+       len(coalesce(pm.missing, [])) = 0 AS compatible,
+       coalesce(pm.missing_settable, true) AS missing_settable,
+       NOT m.generic AND list_contains((SELECT groups FROM pool_vendors), coalesce(v.vendor_group, '')) AS vendor_match
+FROM bl_config cfg
+JOIN models m USING (model)
+LEFT JOIN vendors v ON v.vendor = m.vendor
+LEFT JOIN per_model pm USING (model)
+LEFT JOIN extras e USING (model)
+LEFT JOIN covered cv USING (model)
+ORDER BY compatible DESC, coverage DESC, len(extra) ASC,
+         len(coalesce(pm.kvm_disabled, [])) + len(coalesce(pm.nested_disabled, [])) ASC,
+         m.age DESC, vendor_match DESC, cfg.model;
+
+-- name: baseline-missing-hosts
+-- for each missing feature of each candidate, the profiles that lack it
+SELECT model, feature, lacking FROM bl_status WHERE verdict = 'missing' ORDER BY model, feature;
+
+-- name: baseline-profile-list
+-- the profiles with their hosts, vendor group and planned host count
+SELECT profile, vgroup, hosts, n_hosts FROM bl_profiles ORDER BY profile;
+
+-- name: baseline-common-features
+-- C, with each feature's kernel and libvirt spelling
+SELECT bc.feature, f.kernel, f.libvirt, f.class FROM bl_common bc JOIN features f USING (feature) ORDER BY bc.feature;
+
+-- name: baseline-not-expressible
+-- kernel flags every selected host has that no guest CPU model can carry, with class and reason
+WITH counts AS (
+    SELECT fs.flag, count(DISTINCT p.profile) AS n
+    FROM bl_profiles p JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id
+    GROUP BY fs.flag
+)
+SELECT c.flag, coalesce(fc.class, 'unknown') AS class,
+       coalesce(fc.reason, 'not in the flag dictionary: cpudb cannot tell what it is, so it is never requested') AS reason
+FROM counts c LEFT JOIN flag_classes fc USING (flag)
+WHERE c.n = (SELECT count(*) FROM bl_profiles)
+  AND (fc.class IS NULL OR fc.class NOT IN ('guest', 'unmigratable')
+       OR (fc.class = 'unmigratable' AND NOT $allow_unmigratable))
+ORDER BY class, c.flag;
+
+-- name: baseline-flag-hosts
+-- per kernel flag in $flags, the selected hosts that lack it
+SELECT f.flag, list(s.host ORDER BY s.host) AS lacking
+FROM (SELECT unnest($flags::VARCHAR[]) AS flag) f
+CROSS JOIN selected s
+JOIN dumps d USING (dump_id)
+WHERE NOT EXISTS (SELECT 1 FROM flagset_flags fs WHERE fs.flagset_id = d.flagset_id AND fs.flag = f.flag)
+GROUP BY f.flag;
+
+-- name: guest-flags
+-- the kernel flags a guest with the QEMU features $features would print, with the vendor group
+-- each applies to ('any' for direct names) and its class
+SELECT ff.flag, ff.vendor, fc.class
+FROM flag_features ff JOIN flag_classes fc USING (flag)
+WHERE ff.current
+  AND ff.feature IN (SELECT unnest($features::VARCHAR[]))
+  AND fc.class IN ('guest', 'unmigratable', 'nested')
+ORDER BY ff.flag;
+
+-- name: baseline-libvirt-extra
+-- the features libvirt's definition of $model's config name requires beyond QEMU's model
+SELECT feature FROM bl_required_extra WHERE model = $model ORDER BY feature;
+
+-- name: feature-spellings
+-- the libvirt spelling of each QEMU feature in $features
+SELECT feature, libvirt FROM features WHERE feature IN (SELECT unnest($features::VARCHAR[])) ORDER BY feature;
+
+-- name: candidate-models
+-- 64-bit model versions with their origin and first QEMU / libvirt releases
+SELECT model, origin, base, qemu_first_num, libvirt_first_num FROM models WHERE has_lm ORDER BY model;
+
+-- name: libvirt-9-0-names
+-- the names libvirt 9.0 knows for model versions
+SELECT alias, model FROM model_aliases WHERE kind = 'libvirt-9.0' ORDER BY alias;
