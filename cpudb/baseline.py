@@ -15,10 +15,11 @@ import duckdb
 
 from cpudb import catalog
 from cpudb.errors import CatalogError, RequirementError
+from cpudb.lookup import model_features
 from cpudb.queries import sql
 
 # Lists of host names in results are capped; the counts are always complete.
-MAX_HOSTS_LISTED = 100
+MAX_HOSTS_LISTED = 20
 NEAR_MISS_LIMIT = 3  # at most this many features disabled
 LIBVIRT_VERSIONED = (10, 10, 0)  # first libvirt with -vN model names
 
@@ -187,6 +188,32 @@ def _config_from_map(path: Path, rows: list[tuple], qemu_limit: int | None) -> t
     return config, extra
 
 
+def _vocabulary(options: Options) -> tuple[bool, list[str] | None, str]:
+    """Which feature names the targeted QEMU and libvirt accept: (QEMU 7.2's only, libvirt's, label).
+
+    QEMU 7.2's names come from the reference; libvirt's from --libvirt-map, or for a libvirt
+    older than 10.10 from Debian 12's libvirt 9.0 (data/libvirt/libvirt-9.0.json).
+    """
+    qemu_7_2_only = bool(options.qemu) and catalog.release_tuple(options.qemu)[:2] <= (7, 2)
+    labels = [f"QEMU {options.qemu}"] if qemu_7_2_only else []
+    path = None
+    if options.libvirt_map:
+        path = options.libvirt_map
+    elif options.libvirt and catalog.release_tuple(options.libvirt) < LIBVIRT_VERSIONED:
+        from cpudb.resources import data_path
+
+        path = data_path("libvirt", "libvirt-9.0.json")
+    names = None
+    if path is not None:
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+            names = sorted({f["qemu"] for f in document["features"] if f["qemu"]})
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CatalogError(f"{path}: not a libvirt map written by 'cpudb catalog import-libvirt' ({exc})") from None
+        labels.append(f"libvirt {options.libvirt}" if options.libvirt else f"the libvirt of {path}")
+    return qemu_7_2_only, names, " and ".join(labels)
+
+
 # --- running it ------------------------------------------------------------------------------
 
 
@@ -197,11 +224,14 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     profiles = tuple(
         Profile(p, v, tuple(h), n) for p, v, h, n in conn.execute(sql("baseline-profile-list")).fetchall()
     )
-    hosts_of = {p.profile: p.hosts for p in profiles}
+    by_profile = {p.profile: p for p in profiles}
     if options.require:
         _check_required(conn, options.require)
     conn.execute(sql("baseline-have"))
     conn.execute(sql("baseline-common"), allow)
+    qemu_7_2_only, libvirt_names, vocabulary = _vocabulary(options)
+    conn.execute(sql("baseline-vocabulary"), {"qemu_7_2_only": qemu_7_2_only, "libvirt_names": libvirt_names})
+    unnamed = [f for (f,) in conn.execute(sql("baseline-unnamed-common")).fetchall()]
     config, extra = _config_names(conn, options)
     conn.execute(
         sql("baseline-config"),
@@ -212,9 +242,9 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         {"extra_model": [e[0] for e in extra], "extra_feature": [e[1] for e in extra]},
     )
     conn.execute(sql("baseline-status"))
-    missing_hosts: dict[tuple[str, str], list[str]] = {}
+    missing_hosts: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
     for model, feature, lacking in conn.execute(sql("baseline-missing-hosts")).fetchall():
-        missing_hosts[(model, feature)] = [h for p in lacking for h in hosts_of[p]]
+        missing_hosts[(model, feature)] = _lacking_hosts(lacking, by_profile)
     ranking = tuple(_ranked(row, missing_hosts) for row in conn.execute(sql("baseline-ranking")).fetchall())
     common_rows = conn.execute(sql("baseline-common-features")).fetchall()
     from cpudb.fleet import common_flags, selected_hosts
@@ -230,6 +260,11 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     from cpudb.risks import pool_warnings
 
     warnings = pool_warnings(conn, host_rows, recommended, ranking, options)
+    if unnamed:
+        warnings.append(
+            f"every host has {', '.join(unnamed)}, but {vocabulary} has no name for "
+            f"{'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags"
+        )
     return Baseline(
         selection=selection_text.strip() or "all hosts",
         hosts=tuple(r.host for r in host_rows),
@@ -262,10 +297,20 @@ def _check_required(conn: duckdb.DuckDBPyConnection, required: tuple[str, ...]) 
         )
 
 
-def _ranked(row: tuple, missing_hosts: dict[tuple[str, str], list[str]]) -> RankedModel:
+def _lacking_hosts(profiles: list[int], by_profile: dict[int, Profile]) -> tuple[tuple[str, ...], int]:
+    """The first MAX_HOSTS_LISTED hosts of these profiles, and how many there are in all."""
+    names: list[str] = []
+    for profile in profiles:
+        if len(names) >= MAX_HOSTS_LISTED:
+            break
+        names.extend(by_profile[profile].hosts[: MAX_HOSTS_LISTED - len(names)])
+    return tuple(names), sum(by_profile[p].n_hosts for p in profiles)
+
+
+def _ranked(row: tuple, missing_hosts: dict[tuple[str, str], tuple[tuple[str, ...], int]]) -> RankedModel:
     (model, alias, vendor, generic, age, origin, base, missing, unverifiable, kvm_disabled, nested_disabled,
      extra, coverage, compatible, missing_settable, vendor_match) = row
-    lacking = {feature: missing_hosts.get((model, feature), []) for feature in missing}
+    lacking = {feature: missing_hosts.get((model, feature), ((), 0)) for feature in missing}
     return RankedModel(
         model=model,
         alias=alias,
@@ -275,8 +320,8 @@ def _ranked(row: tuple, missing_hosts: dict[tuple[str, str], list[str]]) -> Rank
         base=base,
         compatible=compatible,
         coverage=float(coverage),
-        missing={f: tuple(hosts[:MAX_HOSTS_LISTED]) for f, hosts in lacking.items()},
-        missing_counts={f: len(hosts) for f, hosts in lacking.items()},
+        missing={f: hosts for f, (hosts, _) in lacking.items()},
+        missing_counts={f: count for f, (_, count) in lacking.items()},
         extra_flags=tuple(extra),
         kvm_disabled=tuple(kvm_disabled),
         nested_disabled=tuple(nested_disabled),
@@ -303,9 +348,7 @@ def _choose(ranking: tuple[RankedModel, ...], options: Options) -> RankedModel |
 def _recommend(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, vendor_groups: list[str]) -> Recommendation:
     base_adds: tuple[str, ...] = ()
     if chosen.origin == "proxmox" and chosen.base:
-        own = {r[0] for r in conn.execute(sql("model-feature-names"), {"model": chosen.model}).fetchall()}
-        base = {r[0] for r in conn.execute(sql("model-feature-names"), {"model": chosen.base}).fetchall()}
-        base_adds = tuple(sorted(own - base))
+        base_adds = tuple(sorted(set(model_features(conn, chosen.model)) - set(model_features(conn, chosen.base))))
     extra = tuple(sorted(set(chosen.extra_flags) | set(base_adds)))
     final = _final_features(conn, chosen, extra)
     return Recommendation(
@@ -323,8 +366,7 @@ def _recommend(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, vendor_grou
 
 
 def _final_features(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, extra: tuple[str, ...]) -> set[str]:
-    own = {r[0] for r in conn.execute(sql("model-feature-names"), {"model": chosen.model}).fetchall() if r[4] == "qemu"}
-    return (own | set(extra)) - set(chosen.disabled_flags)
+    return (set(model_features(conn, chosen.model)) | set(extra)) - set(chosen.disabled_flags)
 
 
 def expected_guest_flags(conn: duckdb.DuckDBPyConnection, features: set[str], vendor_groups: list[str]) -> tuple[str, ...]:

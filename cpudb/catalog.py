@@ -48,6 +48,7 @@ class FlagEntry:
     description: str
     kvm: str
     derived: tuple[tuple[str, str], ...]  # (vendor group or 'any', QEMU feature)
+    in_qemu_7_2: bool | None  # QEMU 7.2 accepts the name (None: no QEMU name)
 
     @property
     def kernel_names(self) -> tuple[str, ...]:
@@ -144,7 +145,8 @@ class Catalog:
         return sorted((name, classes[name], " / ".join(reasons[name])) for name in classes)
 
     def feature_rows(self) -> list[tuple]:
-        """(feature, class, reason, libvirt, kernel, kvm, native vendor, visible on intel, on amd, always)."""
+        """(feature, class, reason, libvirt, kernel, kvm, native vendor, visible on intel, on amd, always,
+        known to QEMU 7.2)."""
         shown = [(flag, vendor, feature) for flag, vendor, feature, current in self.flag_features() if current]
         visible = {(feature, vendor) for _, vendor, feature in shown}
         rows: dict[str, tuple] = {}
@@ -166,6 +168,7 @@ class Catalog:
                 shown_at_all and ((f, "any") in visible or (f, "intel") in visible),
                 shown_at_all and ((f, "any") in visible or (f, "amd") in visible),
                 entry.kvm == "always",
+                bool(entry.in_qemu_7_2),
             )
         return [rows[name] for name in sorted(rows)]
 
@@ -283,7 +286,7 @@ def loaded_digest(conn: duckdb.DuckDBPyConnection) -> str | None:
     return row[0] if row else None
 
 
-def import_libvirt(folder: Path, catalog: Catalog | None = None) -> dict:
+def import_libvirt(folder: Path, catalog: Catalog | None = None, label: str | None = None) -> dict:
     """A libvirt cpu_map folder in cpudb terms (see libvirt_map.import_cpu_map)."""
     from cpudb.libvirt_map import import_cpu_map
 
@@ -297,7 +300,7 @@ def import_libvirt(folder: Path, catalog: Catalog | None = None) -> dict:
         aliases.update({alias: m.name for alias in m.aliases})
         if m.plain_alias:
             aliases[m.family_name] = m.name
-    return import_cpu_map(Path(folder), by_location, qemu_models, aliases)
+    return import_cpu_map(Path(folder), by_location, qemu_models, aliases, label)
 
 
 def known_kernel_flags() -> frozenset[str]:
@@ -341,7 +344,10 @@ def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     _insert_columns(
         conn,
         "insert-features",
-        ("feature", "class", "reason", "libvirt", "kernel", "kvm", "native_vendor", "visible_intel", "visible_amd", "always"),
+        (
+            "feature", "class", "reason", "libvirt", "kernel", "kvm", "native_vendor", "visible_intel",
+            "visible_amd", "always", "in_qemu_7_2",
+        ),
         catalog.feature_rows(),
     )
     _insert_columns(conn, "insert-vendors", ("vendor", "vendor_group"), sorted(VENDOR_GROUPS.items()))

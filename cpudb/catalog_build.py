@@ -48,6 +48,7 @@ class _Entry:
     derived: list[dict[str, str]] = field(default_factory=list)
     klass: str = ""
     reason: str = ""
+    in_qemu_7_2: bool | None = None
 
     def names(self) -> set[str]:
         return {n for n in (self.kernel, self.qemu, self.libvirt, *self.legacy, *self.qemu_aliases) if n}
@@ -66,6 +67,7 @@ class _Entry:
             "description": self.description,
             "kvm": self.kvm,
             "derived": self.derived,
+            "in_qemu_7_2": self.in_qemu_7_2 if self.qemu else None,
         }
 
 
@@ -138,12 +140,25 @@ def build_flags(reference: Path, overrides_path: Path) -> list[dict]:
         owner = by_kernel.get(row["cpuinfo_name"]) or entry(Location.linux(row["cpuinfo_name"]))
         owner.derived.append({"vendor": _native_vendor(target.location), "feature": target.qemu})
 
+    known_7_2 = _qemu_7_2_names(reference)
+    if known_7_2 is not None:
+        for item in entries.values():
+            item.in_qemu_7_2 = bool({item.qemu, *item.qemu_aliases} & known_7_2)
     _apply_overrides(entries, overrides_path)
     derived_targets = {d["feature"] for e in entries.values() for d in e.derived}
     for item in entries.values():
         if not item.klass:
             item.klass, item.reason = _classify(item, by_qemu, derived_targets)
     return [entries[key].as_json() for key in sorted(entries, key=lambda loc: loc.key)]
+
+
+def _qemu_7_2_names(reference: Path) -> set[str] | None:
+    """The feature names QEMU 7.2 accepts (its `-cpu help`), to keep older QEMUs' configs valid."""
+    path = reference / "qemu-7.2" / "cpu-help.txt"
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    return set(text.split("Recognized CPUID flags:", 1)[1].split())
 
 
 def _native_vendor(location: Location) -> str:

@@ -323,6 +323,7 @@ def _register_catalog(commands: argparse._SubParsersAction) -> None:
     )
     importer.add_argument("folder", metavar="DIR")
     importer.add_argument("-o", "--output", metavar="FILE", help="write the JSON here (default: standard output)")
+    importer.add_argument("--label", metavar="TEXT", help="say where the cpu_map came from (package and version)")
     importer.set_defaults(func=_catalog_import)
     parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
 
@@ -387,7 +388,7 @@ def _catalog_import(args: argparse.Namespace) -> int:
 
     from cpudb.catalog import import_libvirt
 
-    document = import_libvirt(Path(args.folder))
+    document = import_libvirt(Path(args.folder), label=args.label)
     text = json.dumps(document, indent=1) + "\n"
     if args.output:
         from cpudb.report_io import write_atomically

@@ -46,10 +46,12 @@ def open_read(path: Path) -> duckdb.DuckDBPyConnection:
 
 def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
     try:
-        conn = duckdb.connect(str(path), read_only=True)
+        # Analyses run many small queries on profiles: one thread avoids scheduling overhead.
+        conn = duckdb.connect(str(path), read_only=True, config={"threads": 1})
     except duckdb.Error as exc:
         raise DatabaseError(f"{path}: cannot open the database ({_first_line(exc)})") from None
-    _check_cpudb(conn, path)
+    if catalog.loaded_digest(conn) is None:  # no meta table, or no catalog in it
+        _check_cpudb(conn, path)
     return conn
 
 

@@ -154,8 +154,13 @@ def _resolve(name: str, raw: dict, folder: Path, stack: tuple[str, ...]) -> Libv
     return LibvirtModel(name, vendor, frozenset(features), parent, signatures)
 
 
-def import_cpu_map(folder: Path, entries_by_location: dict[str, str], qemu_models: dict[str, tuple[str, frozenset[str]]],
-                   aliases: dict[str, str]) -> dict:
+def import_cpu_map(
+    folder: Path,
+    entries_by_location: dict[str, str],
+    qemu_models: dict[str, tuple[str, frozenset[str]]],
+    aliases: dict[str, str],
+    label: str | None = None,
+) -> dict:
     """Translate a libvirt cpu_map into cpudb terms: which QEMU model each libvirt name runs,
     and which features libvirt's definition requires beyond QEMU's (libvirt checks hosts
     against its own definition).
@@ -181,9 +186,13 @@ def import_cpu_map(folder: Path, entries_by_location: dict[str, str], qemu_model
                 "extra": sorted(f for f in features if f not in own and not f.startswith("vmx-")) if qemu_model else [],
             }
         )
+    command = f"cpudb catalog import-libvirt {folder}" + (f" --label '{label}'" if label else "")
     return {
-        "generated_by": f"cpudb catalog import-libvirt {folder}",
-        "source": str(folder),
+        "generated_by": command,
+        "source": label or str(folder),
+        # Every feature name this libvirt accepts, with its QEMU name: extra flags outside it
+        # would stop nova-compute ("unknown CPU feature").
+        "features": [{"libvirt": name, "qemu": to_qemu[name]} for name in sorted(to_qemu)],
         "unknown_features": sorted(name for name, qemu in to_qemu.items() if not qemu),
         "warnings": list(cpu_map.warnings),
         "models": models,

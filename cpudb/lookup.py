@@ -120,6 +120,11 @@ def resolve_model(conn: duckdb.DuckDBPyConnection, name: str) -> str:
     return found[0]
 
 
+def model_features(conn: duckdb.DuckDBPyConnection, model: str) -> dict[str, str]:
+    """A versioned model's QEMU features, each with its class."""
+    return dict(conn.execute(sql("model-qemu-features"), {"model": model}).fetchall())
+
+
 def model_info(conn: duckdb.DuckDBPyConnection, name: str) -> ModelInfo:
     model = resolve_model(conn, name)
     details = conn.execute(sql("model-details"), {"model": model}).fetchone()

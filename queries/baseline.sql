@@ -45,6 +45,17 @@ CREATE OR REPLACE TEMP TABLE bl_config AS
 SELECT unnest($models::VARCHAR[]) AS model, unnest($aliases::VARCHAR[]) AS alias,
        unnest($definitions::VARCHAR[]) AS definition;
 
+-- name: baseline-vocabulary
+-- the QEMU feature names the targeted QEMU and libvirt accept: extra flags must be among them
+CREATE OR REPLACE TEMP TABLE bl_known AS
+SELECT feature FROM features
+WHERE ($qemu_7_2_only IS NOT TRUE OR in_qemu_7_2)
+  AND ($libvirt_names IS NULL OR feature IN (SELECT unnest($libvirt_names::VARCHAR[])));
+
+-- name: baseline-unnamed-common
+-- common guest features the targeted QEMU or libvirt has no name for (never offered as extras)
+SELECT feature FROM bl_common WHERE feature NOT IN (SELECT feature FROM bl_known) ORDER BY feature;
+
 -- name: baseline-required-extra
 -- features the libvirt definition of each candidate's config name requires beyond QEMU's model
 CREATE OR REPLACE TEMP TABLE bl_required_extra AS
@@ -56,7 +67,8 @@ SELECT unnest($extra_model::VARCHAR[]), unnest($extra_feature::VARCHAR[]);
 -- name: baseline-status
 -- each candidate's required features, judged over all profiles: ok, missing (with the profiles
 -- lacking it), unverifiable from lscpu, disabled because KVM cannot provide it, disabled because
--- nested virtualization is not on every host, or ignored (the hypervisor bit)
+-- nested virtualization is not on every host, or ignored (the hypervisor bit). A feature's
+-- standing over the profiles does not depend on the model, so it is judged once per feature.
 CREATE OR REPLACE TEMP TABLE bl_status AS
 WITH required AS (
     SELECT c.model, mf.feature, true AS by_qemu
@@ -68,7 +80,7 @@ merged AS (
     SELECT model, feature, bool_or(by_qemu) AS by_qemu FROM required GROUP BY model, feature
 ),
 judged AS (
-    SELECT r.model, r.feature, r.by_qemu, f.class, p.profile,
+    SELECT f.feature, p.profile,
            CASE
                WHEN h.feature IS NOT NULL THEN 'yes'
                WHEN p.guest_flagset_id IS NULL
@@ -78,23 +90,30 @@ judged AS (
                     AND (f.native_vendor = 'any' OR f.native_vendor = p.vgroup) THEN 'unknown'
                ELSE 'no'
            END AS status
-    FROM merged r
+    FROM (SELECT DISTINCT feature FROM merged) r
     JOIN features f USING (feature)
     CROSS JOIN bl_profiles p
     LEFT JOIN bl_have h ON h.profile = p.profile AND h.feature = r.feature
+),
+standing AS (
+    SELECT feature,
+           bool_and(status = 'yes') AS everywhere,
+           bool_or(status = 'no') AS lacking_somewhere,
+           bool_or(status = 'unknown') AS unknown_somewhere,
+           list(profile ORDER BY profile) FILTER (WHERE status = 'no') AS lacking
+    FROM judged GROUP BY feature
 )
-SELECT model, feature, by_qemu, class,
+SELECT m.model, m.feature, m.by_qemu, f.class,
        CASE
-           WHEN class = 'guest-marker' THEN 'ignored'
-           WHEN by_qemu AND class = 'host-only' THEN 'kvm-disabled'
-           WHEN by_qemu AND class = 'nested' AND bool_or(status <> 'yes') THEN 'nested-disabled'
-           WHEN bool_or(status = 'no') THEN 'missing'
-           WHEN bool_or(status = 'unknown') THEN 'unverifiable'
+           WHEN f.class = 'guest-marker' THEN 'ignored'
+           WHEN m.by_qemu AND f.class = 'host-only' THEN 'kvm-disabled'
+           WHEN m.by_qemu AND f.class = 'nested' AND NOT s.everywhere THEN 'nested-disabled'
+           WHEN s.lacking_somewhere THEN 'missing'
+           WHEN s.unknown_somewhere THEN 'unverifiable'
            ELSE 'ok'
        END AS verdict,
-       list(profile ORDER BY profile) FILTER (WHERE status = 'no') AS lacking
-FROM judged
-GROUP BY model, feature, by_qemu, class;
+       s.lacking
+FROM merged m JOIN features f USING (feature) JOIN standing s USING (feature);
 
 -- name: baseline-ranking
 -- every candidate with its verdict lists, extra flags (C minus the model), coverage of C and
@@ -116,6 +135,7 @@ extras AS (
     SELECT c.model, list(bc.feature ORDER BY bc.feature) AS extra
     FROM bl_config c CROSS JOIN bl_common bc
     WHERE NOT EXISTS (SELECT 1 FROM model_qemu q WHERE q.model = c.model AND q.feature = bc.feature)
+      AND bc.feature IN (SELECT feature FROM bl_known)
     GROUP BY c.model
 ),
 covered AS (

@@ -17,7 +17,8 @@ INSERT INTO flag_classes SELECT unnest($flag), unnest($class), unnest($reason);
 -- store per-QEMU-feature facts
 INSERT INTO features
 SELECT unnest($feature), unnest($class), unnest($reason), unnest($libvirt), unnest($kernel), unnest($kvm),
-       unnest($native_vendor), unnest($visible_intel), unnest($visible_amd), unnest($always);
+       unnest($native_vendor), unnest($visible_intel), unnest($visible_amd), unnest($always),
+       unnest($in_qemu_7_2);
 
 -- name: insert-vendors
 -- store CPUID vendor string -> vendor group
@@ -121,3 +122,8 @@ SELECT table_name FROM duckdb_tables();
 -- name: model-names
 -- every model and alias name, to suggest close ones
 SELECT model FROM models UNION SELECT alias FROM model_aliases;
+
+-- name: model-qemu-features
+-- the QEMU features of one model version, with their class
+SELECT mf.feature, f.class FROM model_features mf JOIN features f USING (feature)
+WHERE mf.model = $model AND mf.required_by = 'qemu';

@@ -48,7 +48,8 @@ CREATE TABLE features (
     native_vendor VARCHAR NOT NULL,            -- 'any', 'intel' or 'amd'
     visible_intel BOOLEAN NOT NULL,            -- some flag lscpu prints on Intel hosts shows it
     visible_amd BOOLEAN NOT NULL,
-    always BOOLEAN NOT NULL                    -- KVM provides it whatever the host has
+    always BOOLEAN NOT NULL,                   -- KVM provides it whatever the host has
+    in_qemu_7_2 BOOLEAN NOT NULL               -- QEMU 7.2 accepts the name
 );
 
 CREATE TABLE vendors (

@@ -27,14 +27,17 @@ JOIN (SELECT unnest($refs::VARCHAR[]) AS host, unnest($weights::INTEGER[]) AS we
 
 -- name: selected-hosts
 -- one row per selected host with its latest snapshot's facts
+WITH history AS (
+    SELECT host, count(*) AS snapshots FROM dumps WHERE host IN (SELECT host FROM selected) GROUP BY host
+)
 SELECT s.host, s.weight, d.kind, d.vendor, d.model_name, d.family, d.model, d.stepping, d.microcode,
        fs.n_flags, coalesce(d.collected_at, d.ingested_at) AS snapshot_at, d.is_guest,
        d.hypervisor_vendor, d.source_format, d.kernel, d.sha256, d.source_path, d.flagset_id,
-       d.notes,
-       (SELECT count(*) FROM dumps x WHERE x.host = s.host) AS snapshots
+       d.notes, h.snapshots
 FROM selected s
 JOIN dumps d USING (dump_id)
 JOIN flagsets fs USING (flagset_id)
+JOIN history h ON h.host = s.host
 ORDER BY s.host;
 
 -- name: selection-flag-counts
@@ -73,12 +76,16 @@ FROM hosts h JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_i
 WHERE h.host = $host
 ORDER BY ff.flag;
 
--- name: selected-cpus
--- each selected host's CPU model name, stepping and flags, to compare hosts of the same CPU
-SELECT s.host, coalesce(d.model_name, 'unknown CPU'), d.stepping, list(ff.flag)
-FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
-WHERE d.kind = 'host'
-GROUP BY s.host, d.model_name, d.stepping;
+-- name: selected-cpu-flagsets
+-- per CPU model name and stepping, each distinct flag set among selected hosts with its hosts
+WITH groups AS (
+    SELECT coalesce(d.model_name, 'unknown CPU') AS cpu, d.stepping, d.flagset_id, list(s.host ORDER BY s.host) AS hosts
+    FROM selected s JOIN dumps d USING (dump_id)
+    WHERE d.kind = 'host'
+    GROUP BY ALL
+)
+SELECT g.cpu, g.stepping, g.hosts, (SELECT list(flag) FROM flagset_flags ff WHERE ff.flagset_id = g.flagset_id)
+FROM groups g;
 
 -- name: selected-flag-hosts
 -- (host, flag) for selected hosts that have any of $flags

@@ -182,3 +182,44 @@ def test_catalog_import_libvirt_writes_a_file(capsys, tmp_path):
     assert out.strip() == f"{out_file}: 176 libvirt model(s) from {folder}"
     assert "DiamondRapids" in err
     assert json.loads(out_file.read_text())["generated_by"].startswith("cpudb catalog import-libvirt")
+
+
+def test_baseline_json_has_the_documented_keys(capsys):
+    code, out, _ = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "--format", "json", "@epyc-7002-plus")
+    document = json.loads(out)
+    assert code == 0
+    assert {"hosts", "vendors", "common_flags", "recommended", "ranking", "not_expressible", "warnings", "config"} <= set(document)
+    rec = document["recommended"]
+    assert {"model", "model_alias", "extra_flags", "disabled_flags", "guest_flags", "unverifiable"} <= set(rec)
+    assert rec["model"] == "EPYC-Rome-v3"
+    assert document["hosts"] == ["cmp-genoa-01", "cmp-milan-01", "cmp-rome-01"]
+    assert document["common_flags"] == sorted(document["common_flags"])
+    assert set(document["config"]) == {"nova", "libvirt_xml", "qemu", "proxmox", "kubevirt"}
+    entry = document["ranking"][0]
+    assert {"model", "compatible", "coverage", "missing", "extra_flags", "disabled_flags"} <= set(entry)
+    assert {"flag", "class", "reason"} == set(document["not_expressible"][0])
+    assert "avx2" in rec["guest_flags"] and "hypervisor" not in rec["guest_flags"]
+
+
+def test_baseline_with_no_compatible_model_exits_1(capsys, tmp_path):
+    # A guest that shows almost nothing: no 64-bit model is within its flags.
+    (tmp_path / "bare.lscpu").write_text("hostname: bare\nfpu\ntsc\ncx8\nlm\n")
+    code, out, _ = run(capsys, "baseline", "--dumps", str(tmp_path), "--format", "json")
+    document = json.loads(out)
+    assert code == 1
+    assert document["recommended"] is None and document["config"] is None
+    assert any(w.startswith("no CPU model is compatible") for w in document["warnings"])
+
+
+def test_baseline_emit_prints_configs_verbatim(capsys):
+    code, out, _ = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "@cascadelake", "--emit", "nova", "--emit", "qemu")
+    assert code == 0
+    nova_line = next(line for line in out.splitlines() if line.startswith("cpu_model_extra_flags"))
+    assert nova_line == "cpu_model_extra_flags = flush-l1d, md-clear, mpx, pdcm, ss, stibp, tsc_adjust"
+    assert "-cpu Cascadelake-Server-v5,+flush-l1d," in out
+
+
+def test_baseline_require_failure_is_one_line(capsys):
+    code, _, err = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "--require", "avx512f")
+    assert code == 2
+    assert err.startswith("cpudb: error: required flag(s) not on every selected host: avx512f is missing on 4 host(s)")

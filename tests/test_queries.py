@@ -27,6 +27,8 @@ SCALARS = {
     "flags": ["avx2"],
     "features": ["avx2"],
     "key": "test_key",
+    "qemu_7_2_only": True,
+    "libvirt_names": None,
     "value": "x",
 }
 
