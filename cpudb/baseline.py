@@ -128,9 +128,17 @@ class Baseline:
     recommended: Recommendation | None
     ranking: tuple[RankedModel, ...]
     not_expressible: tuple[NotExpressible, ...]
-    warnings: tuple[str, ...]
+    findings: tuple  # risks.Finding: warnings with their severity
     profiles: tuple[Profile, ...]
     options: Options = field(default_factory=Options)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(f.text for f in self.findings)
+
+    @property
+    def risks(self) -> tuple[str, ...]:
+        return tuple(f.text for f in self.findings if f.severity == "risk")
 
     @property
     def near_misses(self) -> tuple[RankedModel, ...]:
@@ -257,13 +265,16 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     chosen = _choose(ranking, options)
     vendor_groups = sorted({p.vendor_group for p in profiles})
     recommended = _recommend(conn, chosen, vendor_groups) if chosen else None
-    from cpudb.risks import pool_warnings
+    from cpudb.risks import Finding, pool_warnings
 
-    warnings = pool_warnings(conn, host_rows, recommended, ranking, options)
+    findings = pool_warnings(conn, host_rows, recommended, ranking, options)
     if unnamed:
-        warnings.append(
-            f"every host has {', '.join(unnamed)}, but {vocabulary} has no name for "
-            f"{'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags"
+        findings.append(
+            Finding(
+                "note",
+                f"every host has {', '.join(unnamed)}, but {vocabulary} has no name for "
+                f"{'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags",
+            )
         )
     return Baseline(
         selection=selection_text.strip() or "all hosts",
@@ -275,7 +286,7 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         recommended=recommended,
         ranking=ranking,
         not_expressible=not_expressible,
-        warnings=tuple(warnings),
+        findings=tuple(findings),
         profiles=profiles,
         options=options,
     )

@@ -18,6 +18,14 @@ TSX_FLAGS = ("hle", "rtm")
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A warning with its weight: a 'risk' makes a pool 'ready with warnings', a 'note' informs."""
+
+    severity: str  # 'risk' or 'note'
+    text: str
+
+
+@dataclass(frozen=True)
 class Outlier:
     """A host whose flags differ from others with the same CPU model name and stepping."""
 
@@ -29,7 +37,7 @@ class Outlier:
 
 
 def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
-    """Hosts of `selected` that differ from the majority of hosts with the same CPU (model name, stepping).
+    """Bare-metal hosts of `selected` that differ from the majority with the same CPU (model name, stepping).
 
     Works on flag sets: hosts with the same CPU and the same flags are judged once.
     """
@@ -59,53 +67,60 @@ def _names(hosts: Sequence[str], limit: int = 8) -> str:
     return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
 
 
-def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
+def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Finding]:
     """Everything an operator should read before trusting the recommendation."""
-    warnings: list[str] = []
+    warnings: list[Finding] = []
+
+    def risk(text: str) -> None:
+        warnings.append(Finding("risk", text))
+
+    def note(text: str) -> None:
+        warnings.append(Finding("note", text))
+
     vendors = sorted({r.vendor or "unknown" for r in host_rows})
     if len({v for v in vendors if v in ("GenuineIntel", "CentaurHauls")}) and len(
         {v for v in vendors if v in ("AuthenticAMD", "HygonGenuine")}
     ):
-        warnings.append(
+        risk(
             "Intel and AMD hosts in one pool: a migrated guest sees the CPU vendor string change, and with it "
             "SYSCALL/SYSENTER behaviour in 32-bit compatibility mode and the CPUID cache and topology leaves; "
             "libvirt's own baseline refuses such pools. Test each guest OS with migrations in both directions."
         )
     if "unknown" in vendors:
         unknown = [r.host for r in host_rows if not r.vendor]
-        warnings.append(f"vendor unknown for {_names(unknown)} (a flag list without vendor-specific flags)")
+        risk(f"vendor unknown for {_names(unknown)} (a flag list without vendor-specific flags)")
     guests = [r.host for r in host_rows if r.is_guest]
     if guests and len(guests) < len(host_rows):
-        warnings.append(
+        risk(
             f"{len(guests)} dump(s) were taken inside virtual machines ({_names(guests)}): their flags are "
             "what their hypervisor exposes, not what the hardware has; mixed with bare-metal dumps."
         )
     elif guests:
-        warnings.append(f"every dump was taken inside a virtual machine ({_names(guests)}), not on a hypervisor")
-    warnings += _tsx_and_outliers(conn)
-    warnings += _old_kernels(conn)
-    warnings += _unknown_flags(conn)
-    for host, note in conn.execute(sql("selected-notes")).fetchall():
-        warnings.append(f"{host}: {note}")
+        risk(f"every dump was taken inside a virtual machine ({_names(guests)}), not on a hypervisor")
+    warnings += [Finding("risk", t) for t in _tsx_and_outliers(conn)]
+    warnings += [Finding("risk", t) for t in _old_kernels(conn)]
+    warnings += [Finding("risk", t) for t in _unknown_flags(conn)]
+    for host, parser_note in conn.execute(sql("selected-notes")).fetchall():
+        note(f"{host}: {parser_note}")
     if recommended is None:
         near = [m for m in ranking if m.near_miss][:3]
         hint = "; closest: " + "; ".join(f"{m.model} without {', '.join(m.missing)}" for m in near) if near else ""
-        warnings.append(f"no CPU model is compatible with every selected host{hint}")
+        risk(f"no CPU model is compatible with every selected host{hint}")
         return warnings
     if recommended.nested_disabled:
-        warnings.append(
+        note(
             f"{recommended.model} contains nested-virtualization features that not every host offers; "
             f"configs turn off {', '.join(recommended.nested_disabled)}"
         )
     nested_kept = {"vmx", "svm"} & (set(model_features(conn, recommended.model)) - set(recommended.disabled_flags))
     if nested_kept:
-        warnings.append(
+        note(
             f"{recommended.model} contains {' and '.join(sorted(nested_kept))} (nested virtualization): libvirt's "
             "definition requires it on every host; QEMU enables it under KVM only when asked (+svm), and guests "
             "then need kvm_amd/kvm_intel nested=1 on every host"
         )
     if recommended.kvm_disabled:
-        warnings.append(
+        note(
             f"{', '.join(recommended.kvm_disabled)} {'is' if len(recommended.kvm_disabled) == 1 else 'are'} part of "
             f"{recommended.model} but KVM cannot give {'it' if len(recommended.kvm_disabled) == 1 else 'them'} to "
             "guests; the configs turn it off (QEMU with 'enforce' would refuse to start otherwise)"
@@ -113,23 +128,23 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
     msr = [f for f in recommended.unverifiable if not f.startswith("vmx-")]
     vmx = [f for f in recommended.unverifiable if f.startswith("vmx-")]
     if msr:
-        warnings.append(
+        note(
             f"{len(msr)} feature(s) of {recommended.model} cannot be verified from lscpu: {', '.join(msr)}; "
             "check them with 'virsh domcapabilities' on one host of each CPU profile (or ingest that output)"
         )
     if vmx:
-        warnings.append(
+        note(
             f"{len(vmx)} vmx-* capabilities of {recommended.model} cannot be verified from lscpu; they matter only "
             "for nested VMX guests"
         )
     if not options.libvirt and not options.libvirt_map and recommended.model_alias.rsplit("-v", 1)[-1].isdigit():
-        warnings.append(
+        note(
             f"configs name the model {recommended.model_alias}: versioned names need libvirt 10.10 or newer "
             "(pass --libvirt 9.0 for Debian 12's libvirt, or --libvirt-map for yours)"
         )
     extra_libvirt = conn.execute(sql("baseline-libvirt-extra"), {"model": recommended.model}).fetchall()
     if extra_libvirt:
-        warnings.append(
+        note(
             f"libvirt's definition of {recommended.model_alias} also requires "
             f"{', '.join(f for (f,) in extra_libvirt)} (not in QEMU's model): libvirt and Nova check hosts for it"
         )
@@ -137,27 +152,40 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[str]:
 
 
 def _tsx_and_outliers(conn) -> list[str]:
-    warnings = []
+    """One warning per CPU model and difference, however many hosts share it."""
+    grouped: dict[tuple, list[Outlier]] = defaultdict(list)
     for outlier in outliers(conn):
-        tsx = [f for f in TSX_FLAGS if f in outlier.missing or f in outlier.extra]
+        grouped[(outlier.cpu, outlier.missing, outlier.extra)].append(outlier)
+    warnings = []
+    for (cpu, missing, extra), members in grouped.items():
+        hosts = [o.host for o in members]
+        peers = members[0].peers
+        others = peers - len(members)
+        who = f"{_names(hosts, 5)} ({len(hosts)} of {peers} {cpu} hosts)" if len(hosts) > 1 else hosts[0]
+        tsx = [f for f in TSX_FLAGS if f in missing or f in extra]
         if tsx:
-            has = "has" if tsx[0] in outlier.extra else "lacks"
+            has = "have" if len(hosts) > 1 else "has"
+            verb = has if tsx[0] in extra else ("lack" if len(hosts) > 1 else "lacks")
+            peers_text = f"the other {others} {cpu} host{'s' if others != 1 else ''} do{'es' if others == 1 else ''} not"
+            if len(hosts) > 1:
+                peers_text = f"the other {others} do{'es' if others == 1 else ''} not"
             warnings.append(
-                f"TSX differs inside one CPU model: {outlier.host} {has} {' '.join(tsx)} unlike the other "
-                f"{outlier.peers - 1} {outlier.cpu} host(s) (microcode or tsx=off); choose a -noTSX model version"
+                f"TSX differs inside one CPU model: {who} {verb} {' '.join(tsx)}, {peers_text} "
+                "(microcode or tsx=off); a -noTSX model version is needed"
             )
-        other_missing = [f for f in outlier.missing if f not in TSX_FLAGS]
-        other_extra = [f for f in outlier.extra if f not in TSX_FLAGS]
+        other_missing = [f for f in missing if f not in TSX_FLAGS]
+        other_extra = [f for f in extra if f not in TSX_FLAGS]
         if other_missing or other_extra:
             detail = []
             if other_missing:
-                detail.append(f"lacks {' '.join(other_missing)}")
+                detail.append(f"lack{'s' if len(hosts) == 1 else ''} {' '.join(other_missing)}")
             if other_extra:
-                detail.append(f"has {' '.join(other_extra)} too")
-            warnings.append(
-                f"{outlier.host} differs from the other {outlier.peers - 1} {outlier.cpu} host(s): "
-                f"{'; '.join(detail)} (BIOS setting, microcode or kernel)"
-            )
+                detail.append(f"{'has' if len(hosts) == 1 else 'have'} {' '.join(other_extra)} too")
+            if len(hosts) > 1:
+                base = f"{who} differ from the other {others}"
+            else:
+                base = f"{who} differs from the other {others} {cpu} host{'s' if others != 1 else ''}"
+            warnings.append(f"{base}: {'; '.join(detail)} (BIOS setting, microcode or kernel)")
     return warnings
 
 

@@ -77,11 +77,12 @@ WHERE h.host = $host
 ORDER BY ff.flag;
 
 -- name: selected-cpu-flagsets
--- per CPU model name and stepping, each distinct flag set among selected hosts with its hosts
+-- per CPU model name and stepping, each distinct flag set among selected bare-metal hosts with
+-- its hosts (dumps taken inside guests differ from their hardware by nature, and are reported apart)
 WITH groups AS (
     SELECT coalesce(d.model_name, 'unknown CPU') AS cpu, d.stepping, d.flagset_id, list(s.host ORDER BY s.host) AS hosts
     FROM selected s JOIN dumps d USING (dump_id)
-    WHERE d.kind = 'host'
+    WHERE d.kind = 'host' AND NOT d.is_guest
     GROUP BY ALL
 )
 SELECT g.cpu, g.stepping, g.hosts, (SELECT list(flag) FROM flagset_flags ff WHERE ff.flagset_id = g.flagset_id)
