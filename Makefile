@@ -27,10 +27,16 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The database is rebuilt from DUMPS each time, so the report covers exactly that folder.
+# HOSTS is passed as one argument: the shell must not expand its globs.
 report: $(STAMP)
-	@mkdir -p build
+	@mkdir -p build reports/out
+	@rm -f $(REPORT_DB)
 	$(BIN)/cpudb ingest --quiet --db $(REPORT_DB) $(DUMPS)
-	$(BIN)/cpudb common --db $(REPORT_DB) $(HOSTS)
+	$(BIN)/cpudb report --db $(REPORT_DB) -o reports/out $(if $(REPORT_NAME),--name '$(REPORT_NAME)') '$(HOSTS)'
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 # Regenerate data/flags.json and data/models.json from the reference tables.
 catalog: $(STAMP)

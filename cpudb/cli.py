@@ -685,3 +685,38 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _names(text: str) -> list[str]:
     return [n.strip().lstrip("+") for n in text.replace(" ", ",").split(",") if n.strip()]
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@_command
+def _register_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write the migration-readiness report (HTML and/or PDF)",
+        description="Render the report for the selected hosts: -o FILE.html or FILE.pdf, or -o FOLDER for both.",
+    )
+    _selection_options(parser)
+    _baseline_options(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="PATH", help="report.html, report.pdf or a folder")
+    parser.add_argument("--name", metavar="NAME", help="file name in a folder (default: from the selection and date)")
+    parser.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="PDF page size (default: A4)")
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from cpudb import db, fleet, report
+
+    options = _options(args)
+    now = datetime.now(timezone.utc)
+    with _reading(args) as conn:
+        chosen = fleet.select(conn, _selection_text(args), _inventory(args))
+        label = "cpudb.duckdb" if args.dumps else str(db.resolve_path(args.db))
+        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now, db_label=label)
+    paths = report.output_paths(Path(args.output), args.name or report.default_name(chosen.text, now))
+    for path in report.write(context, paths):
+        print(path)
+    return 0

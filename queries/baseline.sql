@@ -4,7 +4,8 @@
 -- name: baseline-profiles
 -- one row per distinct (flag set, libvirt view, vendor group) among the selected hosts
 CREATE OR REPLACE TEMP TABLE bl_profiles AS
-SELECT row_number() OVER (ORDER BY min(s.host)) AS profile,
+SELECT row_number() OVER (ORDER BY coalesce(v.vendor_group, 'unknown'), min(d.family), min(d.model),
+                          min(d.stepping), min(s.host)) AS profile,
        d.flagset_id,
        d.guest_flagset_id,
        coalesce(v.vendor_group, 'unknown') AS vgroup,
@@ -223,3 +224,9 @@ SELECT model, origin, base, qemu_first_num, libvirt_first_num FROM models WHERE 
 -- name: libvirt-9-0-names
 -- the names libvirt 9.0 knows for model versions
 SELECT alias, model FROM model_aliases WHERE kind = 'libvirt-9.0' ORDER BY alias;
+
+-- name: baseline-profile-flags
+-- the kernel flags of each profile of the last baseline
+SELECT p.profile, list(fs.flag ORDER BY fs.flag)
+FROM bl_profiles p JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id
+GROUP BY p.profile ORDER BY p.profile;
