@@ -47,7 +47,8 @@ class FlagEntry:
     reason: str
     description: str
     kvm: str
-    derived: tuple[tuple[str, str], ...]  # (vendor group or 'any', QEMU feature)
+    derived: tuple[tuple[str, str], ...]  # (vendor group or 'any', QEMU feature): what guests get
+    linux_from: tuple[str, ...]  # QEMU features the kernel computes this summary flag from, any vendor
     in_qemu_7_2: bool | None  # QEMU 7.2 accepts the name (None: no QEMU name)
 
     @property
@@ -269,11 +270,15 @@ def current() -> Catalog:
     return read_catalog(data_path("flags.json"), data_path("models.json"))
 
 
+CATALOG_FILES = ("flags.json", "models.json", "reference_cpus/references.json")
+
+
 @cache
 def current_digest() -> str:
-    """The digest of the shipped catalog, without parsing it (cheap enough for every command)."""
+    """The digest of the shipped catalog and reference CPUs, without parsing them (cheap enough for
+    every command): a database holding another digest is reloaded."""
     digest = hashlib.sha256()
-    for name in ("flags.json", "models.json"):
+    for name in CATALOG_FILES:
         digest.update(data_path(name).read_bytes())
     return digest.hexdigest()
 
@@ -311,13 +316,15 @@ def known_kernel_flags() -> frozenset[str]:
 # --- the catalog in the database -----------------------------------------------------------
 
 
-def ensure_loaded(conn: duckdb.DuckDBPyConnection, catalog: Catalog | None = None) -> None:
-    """Load the catalog tables when the database lacks them or holds another catalog version."""
-    if catalog is None and loaded_digest(conn) == current_digest():
+def ensure_loaded(conn: duckdb.DuckDBPyConnection) -> None:
+    """Load the catalog tables and reference CPUs when the database holds another version of them."""
+    if loaded_digest(conn) == current_digest():
         return
-    catalog = catalog or current()
-    if loaded_digest(conn) != catalog.digest:
-        load(conn, catalog)
+    from cpudb import references
+
+    load(conn, current())
+    references.load(conn, current())
+    conn.execute(sql("set-meta"), {"key": "catalog_digest", "value": current_digest()})
 
 
 def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
@@ -384,7 +391,6 @@ def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         model_features += [(m.name, f, "libvirt") for f in m.libvirt_extra or ()]
         model_features += [(m.name, f, "libvirt-9.0") for f in m.libvirt_9_0_extra or ()]
     _insert_columns(conn, "insert-model-features", ("model", "feature", "required_by"), model_features)
-    conn.execute(sql("set-meta"), {"key": "catalog_digest", "value": catalog.digest})
 
 
 def _insert_columns(conn: duckdb.DuckDBPyConnection, query: str, names: tuple[str, ...], rows: list[tuple]) -> None:

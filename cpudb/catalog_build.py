@@ -46,6 +46,7 @@ class _Entry:
     qemu_unmigratable: bool = False
     libvirt_unmigratable: bool = False
     derived: list[dict[str, str]] = field(default_factory=list)
+    linux_from: list[str] = field(default_factory=list)  # QEMU features Linux computes this flag from
     klass: str = ""
     reason: str = ""
     in_qemu_7_2: bool | None = None
@@ -67,6 +68,7 @@ class _Entry:
             "description": self.description,
             "kvm": self.kvm,
             "derived": self.derived,
+            "linux_from": sorted(set(self.linux_from)),
             "in_qemu_7_2": self.in_qemu_7_2 if self.qemu else None,
         }
 
@@ -139,6 +141,7 @@ def build_flags(reference: Path, overrides_path: Path) -> list[dict]:
         target = by_qemu[row["qemu_name"]]
         owner = by_kernel.get(row["cpuinfo_name"]) or entry(Location.linux(row["cpuinfo_name"]))
         owner.derived.append({"vendor": _native_vendor(target.location), "feature": target.qemu})
+        owner.linux_from.append(target.qemu)
 
     known_7_2 = _qemu_7_2_names(reference)
     if known_7_2 is not None:
@@ -351,16 +354,25 @@ def _proxmox_models(path: Path, qemu_models: dict[str, dict]) -> list[dict]:
 # --- writing ---------------------------------------------------------------------------------
 
 
-def build(reference: Path, data_dir: Path) -> tuple[int, int]:
-    """Regenerate flags.json and models.json in ``data_dir``; return (entries, models)."""
+def build(reference: Path, data_dir: Path, fixtures: Path | None = None) -> tuple[int, int, int]:
+    """Regenerate flags.json, models.json and reference_cpus/references.json in ``data_dir``.
+
+    Returns (dictionary entries, model versions, reference CPUs built).
+    """
+    from cpudb.catalog import read_catalog
+    from cpudb.reference_build import write_references
+
     reference = Path(reference)
     if not (reference / "tables" / "kernel_flags.tsv").is_file():
         raise CatalogError(f"{reference}: not a reference folder (no tables/kernel_flags.tsv)")
+    fixtures = Path(fixtures) if fixtures else reference.parent / "fixtures" / "lscpu"
     flags = build_flags(reference, data_dir / "flag_overrides.yaml")
     models = build_models(reference, flags, data_dir / "proxmox_models.yaml")
     write_json(data_dir / FLAGS_FILE, {"generated_by": GENERATED_BY, "entries": flags})
     write_json(data_dir / MODELS_FILE, {"generated_by": GENERATED_BY, "models": models})
-    return len(flags), len(models)
+    catalog = read_catalog(data_dir / FLAGS_FILE, data_dir / MODELS_FILE)
+    built = write_references(data_dir, reference, fixtures, catalog)
+    return len(flags), len(models), built
 
 
 def write_json(path: Path, document: dict) -> None:

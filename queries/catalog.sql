@@ -127,3 +127,7 @@ SELECT model FROM models UNION SELECT alias FROM model_aliases;
 -- the QEMU features of one model version, with their class
 SELECT mf.feature, f.class FROM model_features mf JOIN features f USING (feature)
 WHERE mf.model = $model AND mf.required_by = 'qemu';
+
+-- name: feature-kernel-names
+-- the kernel flag printed for each QEMU feature that has one
+SELECT feature, kernel FROM features WHERE kernel <> '';
