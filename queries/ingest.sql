@@ -46,3 +46,9 @@ SELECT host, arg_max(dump_id, (coalesce(collected_at, ingested_at), dump_id)), a
 FROM dumps
 WHERE host IN (SELECT unnest($hosts))
 GROUP BY host;
+
+-- name: delete-references
+-- remove the reference CPUs (hosts of kind 'reference') before the current ones are stored
+DELETE FROM dump_lines WHERE dump_id IN (SELECT dump_id FROM dumps WHERE kind = 'reference');
+DELETE FROM hosts WHERE kind = 'reference';
+DELETE FROM dumps WHERE kind = 'reference';

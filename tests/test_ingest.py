@@ -25,17 +25,17 @@ def test_ingest_every_fixture(tmp_path):
     path = tmp_path / "c.duckdb"
     result = ingest_paths(path, [FIXTURES])
     assert (result.files, result.added, result.unchanged, result.hosts) == (23, 23, 0, 23)
-    assert _count(path, "SELECT count(*) FROM hosts") == [(23,)]
+    assert _count(path, "SELECT count(*) FROM hosts WHERE kind = 'host'") == [(23,)]
     assert _count(path, "SELECT count(*) FROM host_flags WHERE host = 'intel-gold6230-1'") == [(136,)]
 
 
 def test_ingesting_the_same_files_twice_changes_nothing(tmp_path):
     path = tmp_path / "c.duckdb"
     ingest_paths(path, [FIXTURES])
-    before = _count(path, "SELECT * FROM dumps ORDER BY dump_id")
+    before = _count(path, "SELECT * FROM dumps WHERE kind = 'host' ORDER BY dump_id")
     again = ingest_paths(path, [FIXTURES])
     assert (again.added, again.unchanged) == (0, 23)
-    assert _count(path, "SELECT * FROM dumps ORDER BY dump_id") == before
+    assert _count(path, "SELECT * FROM dumps WHERE kind = 'host' ORDER BY dump_id") == before
 
 
 def test_a_newer_dump_of_a_host_becomes_its_latest_snapshot(dumps_dir, tmp_path):
@@ -47,8 +47,8 @@ def test_a_newer_dump_of_a_host_becomes_its_latest_snapshot(dumps_dir, tmp_path)
     result = ingest_paths(path, [dumps_dir])
     assert (result.added, result.hosts) == (1, 1)
     assert _count(path, "SELECT count(*) FROM dumps WHERE host = 'cmp-clx-07'") == [(2,)]
-    assert _count(path, "SELECT microcode FROM hosts JOIN dumps USING (dump_id)") == [("0x5002f01",)]
-    assert _count(path, "SELECT count(*) FROM host_flags WHERE flag IN ('hle', 'rtm')") == [(0,)]
+    assert _count(path, "SELECT microcode FROM hosts JOIN dumps USING (dump_id) WHERE hosts.kind = 'host'") == [("0x5002f01",)]
+    assert _count(path, "SELECT count(*) FROM host_flags WHERE flag IN ('hle', 'rtm') AND host NOT LIKE 'ref:%'") == [(0,)]
 
 
 def test_collection_time_decides_the_latest_snapshot_not_ingest_order(tmp_path):
@@ -62,8 +62,8 @@ def test_collection_time_decides_the_latest_snapshot_not_ingest_order(tmp_path):
     path = tmp_path / "c.duckdb"
     ingest_paths(path, [newer.parent])
     ingest_paths(path, [older.parent])
-    assert _count(path, "SELECT count(*) FROM dumps") == [(2,)]
-    assert _count(path, "SELECT count(*) FROM host_flags WHERE flag = 'avx2'") == [(1,)]
+    assert _count(path, "SELECT count(*) FROM dumps WHERE kind = 'host'") == [(2,)]
+    assert _count(path, "SELECT count(*) FROM host_flags WHERE flag = 'avx2' AND host NOT LIKE 'ref:%'") == [(1,)]
 
 
 def test_identical_flag_sets_are_stored_once(tmp_path, dumps_dir):
@@ -71,8 +71,8 @@ def test_identical_flag_sets_are_stored_once(tmp_path, dumps_dir):
         dumps_dir.copy("amd-epyc7742-1.txt", f"cmp-rome-{n:02}.lscpu")
     path = tmp_path / "c.duckdb"
     ingest_paths(path, [dumps_dir])
-    assert _count(path, "SELECT count(*) FROM hosts") == [(5,)]
-    assert _count(path, "SELECT count(*) FROM flagsets") == [(1,)]
+    assert _count(path, "SELECT count(*) FROM hosts WHERE kind = 'host'") == [(5,)]
+    assert _count(path, "SELECT count(DISTINCT flagset_id) FROM dumps WHERE kind = 'host'") == [(1,)]
 
 
 def test_a_failed_ingest_reports_every_bad_file_and_leaves_the_database_byte_for_byte(tmp_path, dumps_dir):
@@ -106,7 +106,7 @@ def test_skip_bad_stores_the_good_files_and_lists_the_bad(tmp_path, dumps_dir):
     result = ingest_paths(path, [dumps_dir], skip_bad=True)
     assert result.added == 1
     assert [f.source.rsplit("/", 1)[1] for f in result.failures] == ["junk.lscpu"]
-    assert _count(path, "SELECT host FROM hosts") == [("good",)]
+    assert _count(path, "SELECT host FROM hosts WHERE kind = 'host'") == [("good",)]
 
 
 def test_a_file_that_is_not_a_cpudb_database_is_refused(tmp_path):
@@ -131,7 +131,7 @@ def test_readers_keep_working_while_a_write_is_open(tmp_path):
     with db.write(path) as writer:
         writer.execute("DELETE FROM hosts")
         reader = db.open_read(path)
-        assert reader.execute("SELECT count(*) FROM hosts").fetchone() == (1,)
+        assert reader.execute("SELECT count(*) FROM hosts WHERE kind = 'host'").fetchone() == (1,)
         reader.close()
     reader = db.open_read(path)
     assert reader.execute("SELECT count(*) FROM hosts").fetchone() == (0,)
