@@ -82,6 +82,16 @@ class HostLine:
 
 
 @dataclass(frozen=True)
+class PlanningView:
+    """Section 10: what holds the pool back, and the effect of the planned reference CPUs."""
+
+    retirements: tuple  # planning.Retirement, most gain first
+    steps_chart: charts.BarChart
+    whatif: object | None  # planning.WhatIf: the selection without and with its reference CPUs
+    guest_features: int
+
+
+@dataclass(frozen=True)
 class ReportContext:
     title: str
     generated_at: str
@@ -113,7 +123,8 @@ class ReportContext:
     hosts: tuple[HostLine, ...]
     hosts_listed_in_full: bool
     input_digest: str
-    extras: dict = field(default_factory=dict)  # sections later issues add (planning, drift)
+    planning: PlanningView | None = None
+    extras: dict = field(default_factory=dict)  # sections later issues add (drift)
 
 
 @dataclass(frozen=True)
@@ -214,6 +225,8 @@ def build_context(
     level = level_of(set(rec.guest_flags), None).level if rec else "x86-64"
     verdict, sentence = _verdict(result, level)
     hosts, complete = _host_lines(result, by_host, label_of)
+    the_configs = configs(conn, result)
+    planning = _planning(conn, selection_text, options, result)  # last: it may re-select hosts
     return ReportContext(
         title=f"Migration readiness: {result.selection}",
         generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),
@@ -237,7 +250,7 @@ def build_context(
         ranking=tuple(_ranking_rows(result)),
         near_misses=tuple(_row(m, result.recommended and _ranked(result, result.recommended.model)) for m in result.near_misses),
         libvirt_choice=_libvirt_choice(result),
-        configs=configs(conn, result),
+        configs=the_configs,
         unverifiable_msr=tuple(f for f in (rec.unverifiable if rec else ()) if not f.startswith("vmx-")),
         unverifiable_vmx=sum(1 for f in (rec.unverifiable if rec else ()) if f.startswith("vmx-")),
         verify_command=_verify_command(result, db_label),
@@ -245,7 +258,26 @@ def build_context(
         hosts=tuple(hosts),
         hosts_listed_in_full=complete,
         input_digest=_input_digest(host_rows),
+        planning=planning,
     )
+
+
+def _planning(conn, selection_text: str, options: Options, result: Baseline) -> PlanningView | None:
+    """Limits for pools of several profiles; before/after when the selection plans reference CPUs."""
+    from cpudb import planning
+
+    if len(result.profiles) < 2:
+        return None
+    found = planning.limits(conn, selection_text, options=options, result=result)
+    labels = ["as it is"] + [f"without {s.retired} ({s.hosts_left} hosts left)" for s in found.steps[1:]]
+    chart = charts.bar_chart([(label, s.guest_features, "") for label, s in zip(labels, found.steps)])
+    items = [i for i in re.split(r"[\s,]+", selection_text.strip()) if i]
+    planned = [i for i in items if i.startswith("ref:")]
+    whatif = None
+    if planned:
+        real = " ".join(i for i in items if not i.startswith("ref:"))
+        whatif = planning.whatif(conn, real, add=" ".join(planned), options=options)
+    return PlanningView(found.retirements[:8], chart, whatif, found.guest_features)
 
 
 def _runs_as(rows: list[HostRow]) -> str:

@@ -230,3 +230,18 @@ SELECT alias, model FROM model_aliases WHERE kind = 'libvirt-9.0' ORDER BY alias
 SELECT p.profile, list(fs.flag ORDER BY fs.flag)
 FROM bl_profiles p JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id
 GROUP BY p.profile ORDER BY p.profile;
+
+-- name: baseline-profile-guest-features
+-- each profile's guest-settable features (the sets the pool's common features are cut from)
+SELECT h.profile, list(h.feature ORDER BY h.feature)
+FROM bl_have h JOIN features f USING (feature)
+WHERE f.class = 'guest'
+GROUP BY h.profile ORDER BY h.profile;
+
+-- name: baseline-model-lacking
+-- for one candidate model of the last baseline: each missing feature and the profiles lacking it
+SELECT feature, lacking FROM bl_status WHERE model = $model AND verdict = 'missing' ORDER BY feature;
+
+-- name: baseline-is-candidate
+-- whether a model was among the last baseline's candidates
+SELECT 1 FROM bl_config WHERE model = $model;
