@@ -354,12 +354,16 @@ def _proxmox_models(path: Path, qemu_models: dict[str, dict]) -> list[dict]:
 # --- writing ---------------------------------------------------------------------------------
 
 
+LIBVIRT_CURRENT_FILE = "libvirt-current.json"
+CURRENT_LIBVIRT_LABEL = "libvirt src/cpu_map, late 2025 development (shared reference)"
+
+
 def build(reference: Path, data_dir: Path, fixtures: Path | None = None) -> tuple[int, int, int]:
     """Regenerate flags.json, models.json and reference_cpus/references.json in ``data_dir``.
 
     Returns (dictionary entries, model versions, reference CPUs built).
     """
-    from cpudb.catalog import read_catalog
+    from cpudb.catalog import import_libvirt, read_catalog
     from cpudb.reference_build import write_references
 
     reference = Path(reference)
@@ -372,6 +376,12 @@ def build(reference: Path, data_dir: Path, fixtures: Path | None = None) -> tupl
     write_json(data_dir / MODELS_FILE, {"generated_by": GENERATED_BY, "models": models})
     catalog = read_catalog(data_dir / FLAGS_FILE, data_dir / MODELS_FILE)
     built = write_references(data_dir, reference, fixtures, catalog)
+    # The reference cpu_map's models in QEMU names, so libvirt XML dumps (host-model views naming
+    # models newer than libvirt 9.0) expand to features without the reference folder at run time.
+    current_map = import_libvirt(reference / "libvirt-cpu_map", catalog, CURRENT_LIBVIRT_LABEL)
+    current_map["generated_by"] = GENERATED_BY
+    (data_dir / "libvirt").mkdir(exist_ok=True)
+    write_json(data_dir / "libvirt" / LIBVIRT_CURRENT_FILE, current_map)
     return len(flags), len(models), built
 
 

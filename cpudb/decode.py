@@ -21,9 +21,11 @@ class Decoded:
     model: int
     stepping: int
     model_name: str
-    known: frozenset[str]  # flags of bits set in the dump
+    known: frozenset[str]  # flags of bits set in the dump (older spellings for bits kernels hide)
     inferred: frozenset[str]  # Linux summary flags those bits imply
     msr_features: frozenset[str]  # QEMU features of MSR bits the dump includes
+    features: frozenset[str]  # QEMU features of every set bit, CPUID and MSR
+    printed: frozenset[str]  # the flags a current kernel prints: current spellings and summaries
 
     @property
     def flags(self) -> frozenset[str]:
@@ -31,8 +33,8 @@ class Decoded:
 
 
 def decode(dump: CpuidDump, catalog: Catalog) -> Decoded:
-    group = VENDOR_GROUPS.get(dump.vendor, "intel")
     known: set[str] = set()
+    printed: set[str] = set()
     set_features: set[str] = set()
     msr_features: set[str] = set()
     for entry in catalog.entries:
@@ -48,17 +50,9 @@ def decode(dump: CpuidDump, catalog: Catalog) -> Decoded:
         name = entry.kernel or (entry.legacy[0] if entry.legacy else "")
         if name:
             known.add(name)
-    # The kernel's own rules (ssbd from AMD_SSBD too), plus cpudb's vendor derivations
-    # (ibrs_enhanced from AutoIBRS on AMD).
-    inferred = {
-        entry.kernel
-        for entry in catalog.entries
-        if entry.kernel and entry.kernel not in known
-        and (
-            set(entry.linux_from) & set_features
-            or any(vendor in ("any", group) and feature in set_features for vendor, feature in entry.derived)
-        )
-    }
+        if entry.kernel:
+            printed.add(entry.kernel)
+    inferred = summary_flags(set_features, dump.vendor, catalog) - known
     family, model, stepping = dump.signature
     return Decoded(
         vendor=dump.vendor,
@@ -69,4 +63,27 @@ def decode(dump: CpuidDump, catalog: Catalog) -> Decoded:
         known=frozenset(known),
         inferred=frozenset(inferred),
         msr_features=frozenset(msr_features),
+        features=frozenset(set_features),
+        printed=frozenset(printed) | inferred,
     )
+
+
+def summary_flags(features: set[str] | frozenset[str], vendor: str | None, catalog: Catalog) -> frozenset[str]:
+    """The Linux summary flags QEMU features imply: the kernel's own rules (ssbd from AMD_SSBD
+    too) plus cpudb's vendor derivations (ibrs_enhanced from AutoIBRS on AMD)."""
+    group = VENDOR_GROUPS.get(vendor or "", "intel")
+    return frozenset(
+        entry.kernel
+        for entry in catalog.entries
+        if entry.kernel
+        and (
+            set(entry.linux_from) & features
+            or any(v in ("any", group) and feature in features for v, feature in entry.derived)
+        )
+    )
+
+
+def flags_of_features(features: set[str] | frozenset[str], vendor: str | None, catalog: Catalog) -> frozenset[str]:
+    """The kernel flags a current kernel prints for a CPU with these QEMU features."""
+    named = {entry.kernel for entry in catalog.entries if entry.kernel and entry.qemu in features}
+    return frozenset(named) | summary_flags(features, vendor, catalog)

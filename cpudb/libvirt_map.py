@@ -120,7 +120,14 @@ def read_cpu_map(folder: Path) -> CpuMap:
                 raise CatalogError(f"{path}: <model> without a name")
             parent = next((m.get("name") for m in model.findall("model")), None)
             vendor = next((v.get("name") for v in model.findall("vendor")), None)
-            own = {f.get("name") for f in model.findall("feature") if f.get("policy", "require") != "disable"}
+            # removed='yes' (mpx, monitor, intel-pt in newer maps): kept in the file for old domains
+            # but no longer part of the model; libvirt describes hosts without them (see the
+            # Xeon 6788P -host.xml: Icelake-Server-v2 on a host without mpx, no mpx disabled).
+            own = {
+                f.get("name")
+                for f in model.findall("feature")
+                if f.get("policy", "require") != "disable" and f.get("removed") != "yes"
+            }
             unknown = sorted(f for f in own if f not in features)
             if unknown:
                 # libvirt's own tree has such gaps (DiamondRapids before its features were added).

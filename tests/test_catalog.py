@@ -129,7 +129,9 @@ def test_model_spot_checks(conn):
     assert "hle" not in MODELS["Skylake-Server-v4"].features
     assert {"hle", "rtm"} <= set(MODELS["Cascadelake-Server-v1"].features)
     assert MODELS["Cascadelake-Server-v3"].libvirt_9_0_names == ("Cascadelake-Server-noTSX",)
-    assert MODELS["Cascadelake-Server-v3"].libvirt_extra == ("mpx",)  # libvirt's definition still has MPX
+    # current libvirt marks mpx removed="yes" (no longer required); libvirt 9.0 still requires it
+    assert MODELS["Cascadelake-Server-v3"].libvirt_extra == ()
+    assert MODELS["Cascadelake-Server-v3"].libvirt_9_0_extra == ("mpx",)
 
 
 def test_every_model_family_of_the_issue_is_there():
@@ -236,12 +238,12 @@ def test_regenerating_the_catalog_gives_no_diff(tmp_path):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copyfile(data / name, tmp_path / name)
     build(REFERENCE, tmp_path)
-    for name in ("flags.json", "models.json", "reference_cpus/references.json"):
+    for name in ("flags.json", "models.json", "reference_cpus/references.json", "libvirt/libvirt-current.json"):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
 
 
 def test_generated_files_say_how_to_regenerate_them():
-    for name in ("flags.json", "models.json"):
+    for name in ("flags.json", "models.json", "libvirt/libvirt-current.json"):
         header = json.loads((ROOT / "data" / name).read_text())["generated_by"]
         assert header.startswith("cpudb catalog build")
 
@@ -254,7 +256,10 @@ def test_import_libvirt_reports_names_and_extra_requirements():
     document = catalog.import_libvirt(REFERENCE / "libvirt-cpu_map")
     models = {m["name"]: m for m in document["models"]}
     assert models["Cascadelake-Server-noTSX"]["qemu_model"] == "Cascadelake-Server-v3"
-    assert models["Cascadelake-Server-noTSX"]["extra"] == ["mpx"]
+    # mpx is marked removed='yes' in this map: libvirt no longer requires it of hosts
+    assert "mpx" not in models["Cascadelake-Server-noTSX"]["features"]
+    assert models["Cascadelake-Server-noTSX"]["extra"] == []
+    assert models["Opteron_G2"]["extra"] == ["rdtscp"]  # libvirt's G2 has rdtscp, QEMU's has not
     assert models["EPYC-Rome-v4"]["qemu_model"] == "EPYC-Rome-v4"
     assert models["EPYC-Rome-v4"]["extra"] == []
     assert document["warnings"] == [
