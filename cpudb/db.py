@@ -22,7 +22,7 @@ from cpudb.errors import DatabaseBusyError, DatabaseError
 from cpudb.queries import script, sql
 
 DEFAULT_DB = "cpudb.duckdb"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 def resolve_path(option: str | None) -> Path:
@@ -35,13 +35,18 @@ def open_read(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
     conn = _connect_read(path)
-    if catalog.loaded_digest(conn) != catalog.current_digest():
+    if catalog.loaded_digest(conn) != catalog.current_digest() or _schema_version(conn) != SCHEMA_VERSION:
         conn.close()
         with contextlib.suppress(DatabaseBusyError):  # the writer holding the lock refreshes it
             with write(path):
                 pass
         conn = _connect_read(path)
     return conn
+
+
+def _schema_version(conn: duckdb.DuckDBPyConnection) -> str | None:
+    row = conn.execute(sql("get-meta"), {"key": "schema_version"}).fetchone()
+    return row[0] if row else None
 
 
 def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
@@ -65,7 +70,12 @@ def open_memory() -> duckdb.DuckDBPyConnection:
 def prepare(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the schema and load the current catalog where it is missing or outdated."""
     conn.execute(script("schema"))
-    conn.execute(sql("set-meta"), {"key": "schema_version", "value": SCHEMA_VERSION})
+    if _schema_version(conn) != SCHEMA_VERSION:
+        # Older schemas lack the hosts' guest view: point every host again.
+        hosts = [row[0] for row in conn.execute(sql("all-host-names")).fetchall()]
+        if hosts:
+            conn.execute(sql("refresh-hosts"), {"hosts": hosts})
+        conn.execute(sql("set-meta"), {"key": "schema_version", "value": SCHEMA_VERSION})
     catalog.ensure_loaded(conn)
 
 

@@ -40,6 +40,8 @@ class HostRow:
     flagset_id: int
     notes: str | None
     snapshots: int
+    guest_source: str | None  # where the baseline's guest view of this host came from, if any
+    guest_path: str | None
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,7 @@ def store(conn: duckdb.DuckDBPyConnection, dumps: Sequence[HostDump], kind: str 
             "is_guest": dump.is_guest,
             "flagset_id": flagset_id(dump.flags),
             "guest_flagset_id": flagset_id(dump.guest_features) if dump.guest_features is not None else None,
+            "guest_source": dump.guest_source,
             "notes": "; ".join(dump.notes) or None,
         }
         for name in _DUMP_COLUMNS:
@@ -236,5 +237,6 @@ _DUMP_COLUMNS = (
     "is_guest",
     "flagset_id",
     "guest_flagset_id",
+    "guest_source",
     "notes",
 )

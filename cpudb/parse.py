@@ -19,10 +19,14 @@ MAX_DUMP_BYTES = 8 * 1024 * 1024  # /proc/cpuinfo of a 1,000-CPU host is about 3
 MAX_LINE_CHARS = 64 * 1024  # the longest real Flags line is about 2.5 KB
 
 # Suffixes that name a dump's format rather than its host.
-DUMP_SUFFIXES = (".sorted", ".flags-lscpu", ".lscpu", ".cpuinfo", ".txt", ".json", ".xml", ".cpuid", ".dump")
+DUMP_SUFFIXES = (
+    ".sorted", ".flags-lscpu", ".lscpu", ".cpuinfo", ".txt", ".json", ".xml", ".cpuid", ".dump",
+    ".domcaps", ".domcapabilities", ".caps", ".capabilities",
+)
 
 _FLAG_TOKEN = re.compile(r"^[a-z0-9_]+$")
-_HEADER_LINE = re.compile(r"^(hostname|collected|kernel)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_CPUID_R = re.compile(r"^\s*0x[0-9a-f]{8} 0x[0-9a-f]{2}: eax=0x", re.IGNORECASE)
 _LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
 _CPUINFO_LINE = re.compile(r"^([^:\t]+?)\s*:\s?(.*?)\s*$")
 _HOST_NAME = re.compile(r"^[^\s,]{1,253}$")
@@ -77,8 +81,10 @@ class HostDump:
     collected_at: datetime | None = None
     extra: tuple[ExtraLine, ...] = ()
     notes: tuple[str, ...] = ()
-    # libvirt view (QEMU feature names) when the dump carries one: domcapabilities host-model.
+    # The guest view (QEMU feature names) when the dump carries one: libvirt's domcapabilities
+    # host-model or host CPU, or raw CPUID; and which of those it came from.
     guest_features: frozenset[str] | None = None
+    guest_source: str | None = None
 
     @property
     def is_guest(self) -> bool:
@@ -112,6 +118,7 @@ class _Fields:
     extra: list[ExtraLine] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     guest_features: frozenset[str] | None = None
+    guest_source: str | None = None
 
 
 def host_name_from_path(path: str | Path) -> str:
@@ -179,6 +186,7 @@ def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset
         extra=tuple(fields.extra),
         notes=tuple(fields.notes),
         guest_features=fields.guest_features,
+        guest_source=fields.guest_source,
     )
 
 
@@ -222,6 +230,8 @@ def _read_header(lines: list[str], source: str) -> tuple[_Header, int]:
             header.host = value
         elif key == "kernel":
             header.kernel = value or None
+        elif key == "collector":
+            pass  # which cpudb wrote the file: informative only
         else:
             header.collected_at = _parse_time(value, source, index + 1)
         index += 1
@@ -240,6 +250,10 @@ def _parse_body(body: list[str], source: str, offset: int, known_flags: frozense
     first = next((line.strip() for line in body if line.strip()), "")
     if not first:
         raise DumpParseError(source, "no dump after the header lines")
+    from cpudb import parse_bundle
+
+    if parse_bundle.is_bundle(body):
+        return parse_bundle.parse_bundle(body, source, offset, known_flags)
     if first[0] in "{[":
         return _parse_lscpu_json("\n".join(body), source)
     if first.startswith("<"):
@@ -247,6 +261,10 @@ def _parse_body(body: list[str], source: str, offset: int, known_flags: frozense
         from cpudb.parse_xml import parse_xml_dump
 
         return parse_xml_dump("\n".join(body), source)
+    if re.match(r"^CPU \d+:$", first) or _CPUID_R.match(first):
+        from cpudb.parse_xml import parse_cpuid_r
+
+        return parse_cpuid_r("\n".join(body), source)
     if any(re.match(r"^processor\s*:", line) for line in body):
         return _parse_cpuinfo(body, source, offset)
     if any(_LSCPU_LINE.match(line) for line in body):

@@ -71,7 +71,7 @@ def parse_xml_dump(text: str, source: str) -> _Fields:
             dump = read_libvirt_cpudata(root, source)
         except ValueError as exc:
             raise DumpParseError(source, str(exc).removeprefix(f"{source}: ")) from None
-        return cpuid_fields(dump, "libvirt-cpudata")
+        return cpuid_fields(dump, "libvirt-cpudata", "libvirt cpudata")
     raise DumpParseError(
         source, f"XML root <{root.tag}> is not virsh capabilities, virsh domcapabilities, a libvirt <cpu> or <cpudata>"
     )
@@ -84,10 +84,10 @@ def parse_cpuid_r(text: str, source: str) -> _Fields:
         dump = read_cpuid_r(text)
     except ValueError as exc:
         raise DumpParseError(source, f"cpuid -r output without leaves ({exc})") from None
-    return cpuid_fields(dump, "cpuid-r")
+    return cpuid_fields(dump, "cpuid-r", "cpuid -r")
 
 
-def cpuid_fields(dump, source_format: str) -> _Fields:
+def cpuid_fields(dump, source_format: str, guest_source: str) -> _Fields:
     """Raw CPUID decoded through the dictionary: the flags a current kernel prints, and every set
     bit's QEMU feature (hidden bits and MSR features included) as the libvirt-style view."""
     from cpudb.catalog import current
@@ -103,6 +103,7 @@ def cpuid_fields(dump, source_format: str) -> _Fields:
         model=decoded.model,
         stepping=decoded.stepping,
         guest_features=decoded.features,
+        guest_source=guest_source,
     )
 
 
@@ -165,6 +166,7 @@ def _libvirt_cpu(cpu: Element, source: str, source_format: str, arch: str | None
         threads_per_core=_int_attr(topology, "threads"),
         notes=notes,
         guest_features=qemu,
+        guest_source=source_format.replace("-", " "),
     )
 
 

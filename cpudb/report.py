@@ -49,6 +49,7 @@ class ProfileView:
     level: str
     runs_as: str
     n_flags: int
+    guest_view: str  # where its guest-settable features were read from
     lost: tuple[str, ...]  # guest features it has that the recommendation does not give guests
     lost_notable: tuple[tuple[str, tuple[str, ...]], ...]  # (family, flags)
 
@@ -210,6 +211,7 @@ def build_context(
                 level=info.level,
                 runs_as=_runs_as(rows),
                 n_flags=len(flags),
+                guest_view=", ".join(sorted({_guest_view(r) for r in rows})),
                 lost=tuple(lost),
                 lost_notable=tuple((k, tuple(v)) for k, v in notable.items()),
             )
@@ -396,12 +398,17 @@ def _host_lines(result: Baseline, by_host: dict[str, HostRow], label_of: dict[in
                     vendor=row.vendor or "unknown",
                     cpu=row.model_name or "unknown CPU",
                     runs_as=_runs_as([row]),
-                    source=row.source_format + (f", kernel {row.kernel}" if row.kernel else ""),
+                    source=row.source_format + (f", kernel {row.kernel}" if row.kernel else "")
+                    + (f"; guest view: {row.guest_source}" if row.guest_source else ""),
                     snapshot=row.snapshot_at.strftime("%Y-%m-%d %H:%M"),
                     sha256=row.sha256,
                 )
             )
     return lines, complete
+
+
+def _guest_view(row: HostRow) -> str:
+    return row.guest_source or "kernel flags"
 
 
 def _input_digest(rows: list[HostRow]) -> str:

@@ -7,25 +7,29 @@ CREATE OR REPLACE TEMP TABLE bl_profiles AS
 SELECT row_number() OVER (ORDER BY coalesce(v.vendor_group, 'unknown'), min(d.family), min(d.model),
                           min(d.stepping), min(s.host)) AS profile,
        d.flagset_id,
-       d.guest_flagset_id,
+       g.guest_flagset_id,
        coalesce(v.vendor_group, 'unknown') AS vgroup,
        list(s.host ORDER BY s.host) AS hosts,
        sum(s.weight)::BIGINT AS n_hosts
 FROM selected s
 JOIN dumps d USING (dump_id)
+LEFT JOIN dumps g ON g.dump_id = s.guest_dump_id
 LEFT JOIN vendors v ON v.vendor = d.vendor
-GROUP BY d.flagset_id, d.guest_flagset_id, coalesce(v.vendor_group, 'unknown');
+GROUP BY d.flagset_id, g.guest_flagset_id, coalesce(v.vendor_group, 'unknown');
 
 -- name: baseline-have
--- what each profile has: the features its kernel flags show (vendor-aware) and those its
--- libvirt domcapabilities view lists. Features KVM emulates whatever the host has (x2apic,
--- tsc-deadline) count only where the host shows them: nova-compute before 2023.1 checks the
--- configured CPU against the host's own CPUID (libvirt compareCPU), not against KVM's.
+-- what each profile has: the features its kernel flags show (vendor-aware) and those its guest
+-- view lists. With a guest view (domcapabilities, raw CPUID), guest-settable features come from
+-- it alone: it is exact where lscpu hides bits or shows what KVM cannot give. Features KVM
+-- emulates whatever the host has (x2apic, tsc-deadline) count only where the host shows them:
+-- nova-compute before 2023.1 checks the configured CPU against the host's own CPUID.
 CREATE OR REPLACE TEMP TABLE bl_have AS
 SELECT DISTINCT p.profile, ff.feature
 FROM bl_profiles p
 JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id
 JOIN flag_features ff ON ff.flag = fs.flag AND (ff.vendor = 'any' OR ff.vendor = p.vgroup)
+JOIN features f ON f.feature = ff.feature
+WHERE p.guest_flagset_id IS NULL OR f.class <> 'guest'
 UNION
 SELECT p.profile, fs.flag AS feature
 FROM bl_profiles p

@@ -111,6 +111,14 @@ SELECT flag, class FROM flag_classes WHERE flag IN (SELECT unnest($flags::VARCHA
 -- kernel flags of features KVM gives every guest whatever the host has (x2apic, tsc_deadline_timer)
 SELECT DISTINCT ff.flag FROM flag_features ff JOIN features f USING (feature) WHERE f.always AND ff.current;
 
+-- name: get-meta
+-- one key/value fact about the database
+SELECT value FROM meta WHERE key = $key;
+
+-- name: all-host-names
+-- every host name, real or reference (to re-point them all after a schema upgrade)
+SELECT host FROM hosts;
+
 -- name: set-meta
 -- record a key/value fact about the database (schema version, catalog digest)
 INSERT OR REPLACE INTO meta VALUES ($key, $value);

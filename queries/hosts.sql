@@ -9,19 +9,19 @@ SELECT host FROM hosts WHERE kind = 'reference' ORDER BY host;
 -- name: select-hosts
 -- make the temp table `selected` hold the named hosts, each counting once
 CREATE OR REPLACE TEMP TABLE selected AS
-SELECT host, dump_id, 1 AS weight
+SELECT host, dump_id, 1 AS weight, guest_dump_id
 FROM hosts
 WHERE host IN (SELECT unnest($hosts::VARCHAR[]));
 
 -- name: select-all-hosts
 -- make the temp table `selected` hold every real host, each counting once
 CREATE OR REPLACE TEMP TABLE selected AS
-SELECT host, dump_id, 1 AS weight FROM hosts WHERE kind = 'host';
+SELECT host, dump_id, 1 AS weight, guest_dump_id FROM hosts WHERE kind = 'host';
 
 -- name: select-references
 -- add reference CPUs to `selected`, each standing for $weights planned hosts
 INSERT INTO selected
-SELECT h.host, h.dump_id, r.weight
+SELECT h.host, h.dump_id, r.weight, h.guest_dump_id
 FROM hosts h
 JOIN (SELECT unnest($refs::VARCHAR[]) AS host, unnest($weights::INTEGER[]) AS weight) r USING (host);
 
@@ -33,11 +33,12 @@ WITH history AS (
 SELECT s.host, s.weight, d.kind, d.vendor, d.model_name, d.family, d.model, d.stepping, d.microcode,
        fs.n_flags, coalesce(d.collected_at, d.ingested_at) AS snapshot_at, d.is_guest,
        d.hypervisor_vendor, d.source_format, d.kernel, d.sha256, d.source_path, d.flagset_id,
-       d.notes, h.snapshots
+       d.notes, h.snapshots, g.guest_source, g.source_path AS guest_path
 FROM selected s
 JOIN dumps d USING (dump_id)
 JOIN flagsets fs USING (flagset_id)
 JOIN history h ON h.host = s.host
+LEFT JOIN dumps g ON g.dump_id = s.guest_dump_id
 ORDER BY s.host;
 
 -- name: selection-flag-counts

@@ -26,13 +26,13 @@ SELECT unnest($ids), unnest($flags);
 INSERT INTO dumps (dump_id, host, kind, sha256, source_path, source_format, ingested_at, collected_at,
                    kernel, vendor, model_name, family, model, stepping, microcode, sockets,
                    cores_per_socket, threads_per_core, hypervisor_vendor, is_guest, flagset_id,
-                   guest_flagset_id, notes)
+                   guest_flagset_id, guest_source, notes)
 SELECT unnest($dump_id), unnest($host), unnest($kind), unnest($sha256), unnest($source_path),
        unnest($source_format), $ingested_at::TIMESTAMPTZ, unnest($collected_at)::TIMESTAMPTZ,
        unnest($kernel), unnest($vendor), unnest($model_name), unnest($family), unnest($model),
        unnest($stepping), unnest($microcode), unnest($sockets), unnest($cores_per_socket),
        unnest($threads_per_core), unnest($hypervisor_vendor), unnest($is_guest), unnest($flagset_id),
-       unnest($guest_flagset_id), unnest($notes);
+       unnest($guest_flagset_id), unnest($guest_source), unnest($notes);
 
 -- name: insert-dump-lines
 -- store extra lines (vmx flags, bugs, vulnerabilities) of new snapshots
@@ -40,12 +40,27 @@ INSERT INTO dump_lines
 SELECT unnest($dump_id), unnest($kind), unnest($name), unnest($value);
 
 -- name: refresh-hosts
--- point every host at its latest snapshot: newest collection time, then newest ingest
-INSERT OR REPLACE INTO hosts
-SELECT host, arg_max(dump_id, (coalesce(collected_at, ingested_at), dump_id)), any_value(kind)
-FROM dumps
-WHERE host IN (SELECT unnest($hosts))
-GROUP BY host;
+-- point every host at its latest snapshot with kernel flags (a domcapabilities-only dump counts
+-- only when the host has nothing else), and at the guest view to use: the newest one taken at
+-- most an hour before that snapshot (older views may predate a microcode or BIOS change)
+INSERT OR REPLACE INTO hosts (host, dump_id, kind, guest_dump_id)
+WITH snapshots AS (
+    SELECT host, dump_id, kind, guest_flagset_id, coalesce(collected_at, ingested_at) AS taken,
+           source_format <> 'virsh-domcapabilities' AS has_kernel_flags
+    FROM dumps
+    WHERE host IN (SELECT unnest($hosts))
+),
+latest AS (
+    SELECT host, arg_max(dump_id, (has_kernel_flags, taken, dump_id)) AS dump_id,
+           arg_max(taken, (has_kernel_flags, taken, dump_id)) AS taken, any_value(kind) AS kind
+    FROM snapshots GROUP BY host
+)
+SELECT l.host, l.dump_id, l.kind,
+       (SELECT arg_max(s.dump_id, (s.dump_id = l.dump_id, s.taken, s.dump_id))
+        FROM snapshots s
+        WHERE s.host = l.host AND s.guest_flagset_id IS NOT NULL
+          AND s.taken >= l.taken - INTERVAL 1 HOUR)
+FROM latest l;
 
 -- name: delete-references
 -- remove the reference CPUs (hosts of kind 'reference') before the current ones are stored

@@ -43,9 +43,11 @@ CREATE TABLE IF NOT EXISTS dumps (
     hypervisor_vendor VARCHAR,
     is_guest BOOLEAN NOT NULL,
     flagset_id INTEGER NOT NULL,
-    guest_flagset_id INTEGER,                  -- QEMU features from a libvirt domcapabilities view
+    guest_flagset_id INTEGER,                  -- the guest view: QEMU features from libvirt or raw CPUID
     notes VARCHAR
 );
+-- schema 2: where the guest view came from (virsh domcapabilities, cpuid -r, ...)
+ALTER TABLE dumps ADD COLUMN IF NOT EXISTS guest_source VARCHAR;
 
 -- Lines kept beside the flags: vmx flags, bugs, vulnerabilities, power management.
 CREATE TABLE IF NOT EXISTS dump_lines (
@@ -55,12 +57,14 @@ CREATE TABLE IF NOT EXISTS dump_lines (
     value VARCHAR NOT NULL
 );
 
--- The latest snapshot of every host name.
+-- The latest snapshot of every host name (for its kernel flags), and the snapshot whose guest
+-- view the baseline uses: the same one, or a separate domcapabilities dump not older than it.
 CREATE TABLE IF NOT EXISTS hosts (
     host VARCHAR PRIMARY KEY,
     dump_id INTEGER NOT NULL,
     kind VARCHAR NOT NULL DEFAULT 'host'
 );
+ALTER TABLE hosts ADD COLUMN IF NOT EXISTS guest_dump_id INTEGER;
 
 CREATE OR REPLACE VIEW host_flags AS
     SELECT h.host, ff.flag
