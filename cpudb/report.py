@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -124,8 +124,8 @@ class ReportContext:
     hosts: tuple[HostLine, ...]
     hosts_listed_in_full: bool
     input_digest: str
+    drift: object | None = None  # drift.DriftView: snapshots that changed, and outliers
     planning: PlanningView | None = None
-    extras: dict = field(default_factory=dict)  # sections later issues add (drift)
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,9 @@ def build_context(
     verdict, sentence = _verdict(result, level)
     hosts, complete = _host_lines(result, by_host, label_of)
     the_configs = configs(conn, result)
+    from cpudb import drift
+
+    drift_view = drift.report_view(conn)
     planning = _planning(conn, selection_text, options, result)  # last: it may re-select hosts
     return ReportContext(
         title=f"Migration readiness: {result.selection}",
@@ -260,6 +263,7 @@ def build_context(
         hosts=tuple(hosts),
         hosts_listed_in_full=complete,
         input_digest=_input_digest(host_rows),
+        drift=drift_view,
         planning=planning,
     )
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 
 from cpudb.errors import OutputError
 
 
+@cache
 def _umask() -> int:
+    # Read once: os.umask can only be read by setting it, which would race with other threads
+    # (cpudb collect writes from several) creating files meanwhile.
     mask = os.umask(0)
     os.umask(mask)
     return mask

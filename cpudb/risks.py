@@ -53,10 +53,13 @@ def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
         for hosts, flags in members:
             for flag in flags:
                 counts[flag] += len(hosts)
-        majority = {flag for flag, n in counts.items() if n * 2 > size}
+        # A flag at least half the group has is expected, one at most half has is a minority
+        # flag: in an even split (one host with TSX, one without) both sides are outliers.
+        expected = {flag for flag, n in counts.items() if n * 2 >= size}
+        minority = {flag for flag, n in counts.items() if n * 2 <= size}
         label = f"{cpu} stepping {stepping}" if stepping is not None else cpu
         for hosts, flags in members:
-            missing, extra = majority - flags, flags - majority
+            missing, extra = expected - flags, flags & minority
             if missing or extra:
                 found += [Outlier(h, label, size, tuple(sorted(missing)), tuple(sorted(extra))) for h in hosts]
     return sorted(found, key=lambda o: (o.cpu, o.host))

@@ -3,14 +3,13 @@ files cpudb collect writes; and what the baseline makes of a host's guest view."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from conftest import REFERENCE, fixture, requires_reference
 from cpudb import db, fleet
-from cpudb.baseline import Options, compute
+from cpudb.baseline import compute
 from cpudb.catalog import current
 from cpudb.errors import DumpParseError
 from cpudb.ingest import ingest_paths

@@ -155,6 +155,6 @@ def test_a_1000_host_fleet_renders_with_a_bounded_page_count(tmp_path):
     main_part = text.split("Appendix: hosts and input dumps")[0]
     profiles = len(set(re.findall(r"^\s*P(\d+)\b", main_part, re.M)))
     assert profiles <= 60  # rows are CPU profiles, not the 1,000 hosts
-    assert main_part.count("syn-") < 400  # hosts appear in the main part only as samples and in warnings
+    assert main_part.count("syn-") < 500  # hosts appear in the main part only as samples, warnings, outliers
     assert pages <= 60
     assert text.count("syn-") >= 1000  # the appendix lists every host

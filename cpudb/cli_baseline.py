@@ -1,0 +1,271 @@
+"""cpudb baseline, verify and report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cpudb.cli_base import (
+    catalog_reading,
+    command,
+    format_option,
+    inventory_option,
+    reading,
+    selection_options,
+    selection_text,
+)
+
+
+# --- baseline ----------------------------------------------------------------------------------
+
+
+def baseline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qemu", metavar="VERSION", help="only models this QEMU release offers (e.g. 7.2)")
+    parser.add_argument("--libvirt", metavar="VERSION", help="only models this libvirt knows, named as it names them")
+    parser.add_argument("--libvirt-map", metavar="FILE", help="libvirt models from 'cpudb catalog import-libvirt'")
+    parser.add_argument("--nova-release", metavar="NAME", help="shape the Nova config (rocky, train, wallaby, 2024.1...)")
+    parser.add_argument("--require", metavar="FLAG,...", default="", help="flags the workloads need (fails if a host lacks one)")
+    parser.add_argument("--allow-unmigratable", action="store_true", help="offer unmigratable features (invtsc) as extras")
+
+
+def analysis_options(args: argparse.Namespace):
+    from cpudb.baseline import Options
+
+    if args.nova_release:
+        from cpudb.emit import nova_number
+
+        nova_number(args.nova_release)  # reject unknown releases before any work
+    for version in (args.qemu, args.libvirt):
+        if version:
+            from cpudb.catalog import release_tuple
+
+            release_tuple(version)
+    return Options(
+        qemu=args.qemu,
+        libvirt=args.libvirt,
+        libvirt_map=Path(args.libvirt_map) if args.libvirt_map else None,
+        nova_release=args.nova_release,
+        require=tuple(f.strip() for f in args.require.replace(" ", ",").split(",") if f.strip()),
+        allow_unmigratable=args.allow_unmigratable,
+    )
+
+
+@command
+def _register_baseline(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "baseline",
+        help="the QEMU CPU model and extra flags every selected host can run, with configs",
+        description="Rank every QEMU model version against the selected hosts and recommend the best "
+        "compatible one with its extra flags. Exit code 1 when no model is compatible.",
+    )
+    selection_options(parser)
+    baseline_options(parser)
+    format_option(parser, ("table", "json"))
+    parser.add_argument(
+        "--emit", choices=("nova", "libvirt", "qemu", "proxmox", "kubevirt", "all"), action="append",
+        help="print the configuration for this platform (repeatable)",
+    )
+    parser.set_defaults(func=_baseline)
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from cpudb import baseline, fleet, output
+
+    options = analysis_options(args)
+    with reading(args) as conn:
+        chosen = fleet.select(conn, selection_text(args), inventory_option(args))
+        result = baseline.compute(conn, chosen.describe() if not chosen.text.strip() else chosen.text, options)
+        configs = baseline.configs(conn, result)
+    if args.format == "json":
+        output.print_json(baseline_document(result, configs))
+    else:
+        _print_baseline(result, configs, args.emit or [])
+    return 0 if result.recommended else 1
+
+
+def baseline_document(result, configs) -> dict:
+    """The JSON object `cpudb baseline --format json` prints (other tools read it)."""
+    rec = result.recommended
+    return {
+        "selection": result.selection,
+        "hosts": list(result.hosts),
+        "vendors": list(result.vendors),
+        "common_flags": list(result.common_flags),
+        "recommended": None
+        if rec is None
+        else {
+            "model": rec.model,
+            "model_alias": rec.model_alias,
+            "extra_flags": list(rec.extra_flags),
+            "disabled_flags": list(rec.disabled_flags),
+            "guest_flags": list(rec.guest_flags),
+            "unverifiable": list(rec.unverifiable),
+            "coverage": round(rec.coverage, 4),
+        },
+        "ranking": [
+            {
+                "model": m.model,
+                "compatible": m.compatible,
+                "coverage": round(m.coverage, 4),
+                "missing": {f: list(h) for f, h in m.missing.items()},
+                "missing_counts": m.missing_counts,
+                "extra_flags": list(m.extra_flags),
+                "disabled_flags": list(m.disabled_flags),
+                "near_miss": m.near_miss,
+            }
+            for m in result.ranking
+        ],
+        "not_expressible": [{"flag": n.flag, "class": n.klass, "reason": n.reason} for n in result.not_expressible],
+        "warnings": list(result.warnings),
+        "config": configs,
+        "options": result.options.describe(),
+    }
+
+
+def _print_baseline(result, configs, emit: list[str]) -> None:
+    from cpudb import output
+
+    rec = result.recommended
+    lines = [
+        f"pool: {result.selection} - {result.total_hosts} host(s), {len(result.profiles)} CPU profile(s), "
+        f"{', '.join(result.vendors)}"
+    ]
+    if rec:
+        lines.append(f"recommended: {rec.model}" + (f" (configs: {rec.model_alias})" if rec.model_alias != rec.model else ""))
+        lines.append(f"extra flags ({len(rec.extra_flags)}): {' '.join(rec.extra_flags) or '-'}")
+        if rec.disabled_flags:
+            lines.append(f"disabled: {' '.join(rec.disabled_flags)}")
+        lines.append(f"coverage of the pool's common guest features: {rec.coverage:.0%}")
+    else:
+        lines.append("recommended: none - no model is compatible with every selected host")
+    output.print_text("\n".join(lines))
+    top = [m for m in result.ranking if m.compatible][:10]
+    output.print_table(
+        ("model", "coverage", "extra", "disabled", "vendor"),
+        [(m.model, f"{m.coverage:.0%}", len(m.extra_flags), " ".join(m.disabled_flags) or "-", m.vendor) for m in top],
+        title="best compatible models",
+    )
+    if result.near_misses:
+        output.print_table(
+            ("model", "coverage", "would need disabled", "lacking hosts"),
+            [
+                (m.model, f"{m.coverage:.0%}", " ".join(m.missing),
+                 "; ".join(f"{f}: {m.missing_counts[f]}" for f in m.missing))
+                for m in result.near_misses
+            ],
+            title="near misses (need features disabled; Nova accepts -flag from Wallaby)",
+        )
+    if result.not_expressible:
+        output.print_table(
+            ("flag", "class", "why it cannot be an extra flag"),
+            [(n.flag, n.klass, n.reason) for n in result.not_expressible],
+            title="common flags no guest CPU model can carry",
+        )
+    if result.warnings:
+        output.print_text("warnings:\n" + "\n".join(f"- {w}" for w in result.warnings))
+    wanted = ["nova", "libvirt", "qemu", "proxmox", "kubevirt"] if "all" in emit else emit
+    from cpudb.emit import CONFIG_KEYS
+
+    for platform in wanted:
+        if configs:
+            # Verbatim, never re-wrapped: this is pasted into config files.
+            sys.stdout.write(f"\n# --- {platform} ---\n" + configs[CONFIG_KEYS[platform]])
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+
+@command
+def _register_verify(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "verify",
+        help="check a dump taken inside a guest against its configuration (exit 1 if flags are missing)",
+        description="Compare the flags a guest shows with those its CPU model and extra flags should give it: "
+        "the recommendation for SELECTION, or --model with --extra/--disable.",
+    )
+    parser.add_argument("--guest", required=True, metavar="DUMP", help="lscpu or /proc/cpuinfo taken inside the guest")
+    parser.add_argument("--model", metavar="MODEL", help="the guest's CPU model (instead of a selection's recommendation)")
+    parser.add_argument("--extra", default="", metavar="F1,F2", help="extra flags it was given (any spelling)")
+    parser.add_argument("--disable", default="", metavar="F1,F2", help="flags it was given with '-'")
+    selection_options(parser)
+    baseline_options(parser)
+    format_option(parser, ("table", "json"))
+    parser.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from cpudb import baseline, fleet, output
+    from cpudb.errors import CpudbError
+    from cpudb.parse import parse_file
+    from cpudb.verify import feature_names, verify
+
+    guest = parse_file(args.guest)
+    opener = catalog_reading if args.model and not args.dumps else reading
+    with opener(args) as conn:
+        if args.model:
+            if args.selection:
+                raise CpudbError("give either --model or a host selection, not both")
+            extra = feature_names(conn, _names(args.extra))
+            disabled = feature_names(conn, _names(args.disable))
+            result = verify(conn, guest, args.model, extra, disabled)
+        else:
+            chosen = fleet.select(conn, selection_text(args), inventory_option(args))
+            pool = baseline.compute(conn, chosen.text, analysis_options(args))
+            if pool.recommended is None:
+                raise CpudbError("no model is compatible with the selection: nothing to verify against")
+            rec = pool.recommended
+            result = verify(conn, guest, rec.model, rec.extra_flags, rec.disabled_flags)
+    if args.format == "json":
+        output.print_json(result)
+    else:
+        output.print_text(
+            f"guest {result.guest} against {result.model}"
+            + (f" +{',+'.join(result.extra_flags)}" if result.extra_flags else "")
+            + (f" -{',-'.join(result.disabled_flags)}" if result.disabled_flags else "")
+            + f"\n{result.verdict}\n"
+            f"missing ({len(result.missing)}): {' '.join(result.missing) or '-'}\n"
+            f"unexpected ({len(result.unexpected)}): {' '.join(result.unexpected) or '-'}\n"
+            f"set by KVM or QEMU in every guest: {' '.join(result.added_by_kvm) or '-'}\n"
+            f"ignored (synthetic, OS state, hypervisor bit, unknown): {len(result.ignored)}"
+        )
+    return 0 if result.ok else 1
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip().lstrip("+") for n in text.replace(" ", ",").split(",") if n.strip()]
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+@command
+def _register_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write the migration-readiness report (HTML and/or PDF)",
+        description="Render the report for the selected hosts: -o FILE.html or FILE.pdf, or -o FOLDER for both.",
+    )
+    selection_options(parser)
+    baseline_options(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="PATH", help="report.html, report.pdf or a folder")
+    parser.add_argument("--name", metavar="NAME", help="file name in a folder (default: from the selection and date)")
+    parser.add_argument("--paper", choices=("A4", "Letter"), default="A4", help="PDF page size (default: A4)")
+    parser.set_defaults(func=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from cpudb import db, fleet, report
+
+    options = analysis_options(args)
+    now = datetime.now(timezone.utc)
+    with reading(args) as conn:
+        chosen = fleet.select(conn, selection_text(args), inventory_option(args))
+        label = "cpudb.duckdb" if args.dumps else str(db.resolve_path(args.db))
+        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now, db_label=label)
+    paths = report.output_paths(Path(args.output), args.name or report.default_name(chosen.text, now))
+    for path in report.write(context, paths):
+        print(path)
+    return 0
