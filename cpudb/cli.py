@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _register_ingest(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "ingest",
-        help="load dump files (lscpu, lscpu -J, /proc/cpuinfo, flag lists) into the database",
+        help="load dump files (lscpu, lscpu -J, /proc/cpuinfo, flag lists, libvirt XML, cpuid -r, collected files)",
         description="Parse dump files (folders are read recursively) and store them as host snapshots. "
         "One run is one transaction: if any file is bad nothing is stored, unless --skip-bad.",
     )
