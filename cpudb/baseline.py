@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cpudb import catalog
 from cpudb.errors import CatalogError, RequirementError
 from cpudb.lookup import model_features
 from cpudb.queries import sql
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Lists of host names in results are capped; the counts are always complete.
 MAX_HOSTS_LISTED = 20
@@ -255,19 +257,18 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         missing_hosts[(model, feature)] = _lacking_hosts(lacking, by_profile)
     ranking = tuple(_ranked(row, missing_hosts) for row in conn.execute(sql("baseline-ranking")).fetchall())
     common_rows = conn.execute(sql("baseline-common-features")).fetchall()
-    from cpudb.fleet import common_flags, selected_hosts
+    from cpudb.fleet import common_flags
+    from cpudb.risks import Finding, pool, pool_warnings
 
     common = common_flags(conn)
-    host_rows = selected_hosts(conn)
+    facts = pool(conn)
     not_expressible = tuple(
         NotExpressible(*row) for row in conn.execute(sql("baseline-not-expressible"), allow).fetchall()
     )
     chosen = _choose(ranking, options)
     vendor_groups = sorted({p.vendor_group for p in profiles})
     recommended = _recommend(conn, chosen, vendor_groups) if chosen else None
-    from cpudb.risks import Finding, pool_warnings
-
-    findings = pool_warnings(conn, host_rows, recommended, ranking, options)
+    findings = pool_warnings(conn, facts, recommended, ranking, options)
     if unnamed:
         findings.append(
             Finding(
@@ -278,9 +279,9 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         )
     return Baseline(
         selection=selection_text.strip() or "all hosts",
-        hosts=tuple(r.host for r in host_rows),
-        total_hosts=sum(r.weight for r in host_rows),
-        vendors=tuple(sorted({r.vendor or "unknown" for r in host_rows})),
+        hosts=facts.hosts,
+        total_hosts=facts.total,
+        vendors=facts.vendors,
         common_flags=common.common,
         common_features=tuple(row[0] for row in common_rows),
         recommended=recommended,

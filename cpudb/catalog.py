@@ -18,14 +18,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-import duckdb
 
 from cpudb.cpuid import Location
 from cpudb.errors import CatalogError
 from cpudb.queries import script, sql
 from cpudb.resources import data_path
+
+if TYPE_CHECKING:
+    import duckdb
 
 VENDOR_GROUPS = {"GenuineIntel": "intel", "CentaurHauls": "intel", "AuthenticAMD": "amd", "HygonGenuine": "amd"}
 # CPUID leaves whose bits only AMD (and Hygon) CPUs define natively.
@@ -284,6 +286,8 @@ def current_digest() -> str:
 
 
 def loaded_digest(conn: duckdb.DuckDBPyConnection) -> str | None:
+    import duckdb
+
     try:
         row = conn.execute(sql("catalog-version")).fetchone()
     except duckdb.CatalogException:  # an empty database: no meta table yet

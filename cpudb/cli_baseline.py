@@ -70,18 +70,36 @@ def _register_baseline(commands: argparse._SubParsersAction) -> None:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from cpudb import baseline, fleet, output
+    from cpudb import baseline, cache, fleet, output
 
     options = analysis_options(args)
-    with reading(args) as conn:
-        chosen = fleet.select(conn, selection_text(args), inventory_option(args))
-        result = baseline.compute(conn, chosen.describe() if not chosen.text.strip() else chosen.text, options)
-        configs = baseline.configs(conn, result)
+    entry = None if args.dumps else _cache_key(args, options)
+    cached = cache.load(entry)
+    if cached is not None:
+        result, configs = cached
+    else:
+        with reading(args) as conn:
+            chosen = fleet.select(conn, selection_text(args), inventory_option(args))
+            result = baseline.compute(conn, chosen.describe() if not chosen.text.strip() else chosen.text, options)
+            configs = baseline.configs(conn, result)
+        cache.store(entry, (result, configs))
     if args.format == "json":
         output.print_json(baseline_document(result, configs))
     else:
         _print_baseline(result, configs, args.emit or [])
     return 0 if result.recommended else 1
+
+
+def _cache_key(args: argparse.Namespace, options) -> str | None:
+    """The cache key of this baseline: database, selection, options and the files they name."""
+    from cpudb import cache, db, fleet
+
+    text = selection_text(args)
+    inventory = fleet.inventory_path(args.inventory) if "@" in text else None
+    return cache.key(
+        db.resolve_path(args.db), "baseline", text, repr(options),
+        cache.file_identity(inventory), cache.file_identity(options.libvirt_map),
+    )
 
 
 def baseline_document(result, configs) -> dict:

@@ -15,8 +15,6 @@ from cpudb.errors import CpudbError
 
 @command
 def _register_collect(commands: argparse._SubParsersAction) -> None:
-    from cpudb.collect import DEFAULT_PARALLEL, DEFAULT_TIMEOUT
-
     parser = commands.add_parser(
         "collect",
         help="run lscpu, /proc/cpuinfo, virsh domcapabilities and cpuid -r here or over ssh; one file per host",
@@ -27,10 +25,9 @@ def _register_collect(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssh", nargs="+", metavar="HOST", default=[], help="[user@]host to collect over ssh")
     parser.add_argument("--ssh-file", metavar="FILE", help="a file listing one [user@]host per line (# comments)")
     parser.add_argument("-o", "--output", metavar="DIR", default="dumps", help="folder for the files (default: dumps)")
-    parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
-                        help=f"hosts collected at once (default: {DEFAULT_PARALLEL})")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"give up on a host after this long (default: {DEFAULT_TIMEOUT:g})")
+    parser.add_argument("--parallel", type=int, default=16, metavar="N", help="hosts collected at once (default: 16)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="give up on a host after this long, connection included (default: 30)")
     parser.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
                         help="passed to ssh as -o OPT (e.g. Port=2222); repeatable")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -166,9 +163,14 @@ def _outliers(args: argparse.Namespace) -> int:
         fleet.select(conn, selection_text(args), inventory_option(args))
         found = outliers(conn)
     columns = ("host", "cpu", "peers", "lacks", "has too")
-    rows = [(o.host, o.cpu, o.peers, " ".join(o.missing), " ".join(o.extra)) for o in found]
+    rows = sorted(
+        (host, o.cpu, o.peers, " ".join(o.missing), " ".join(o.extra)) for o in found for host in o.hosts
+    )
     if args.format == "json":
-        output.print_json({"outliers": found})
+        output.print_json(
+            {"outliers": sorted(({"host": h, "cpu": o.cpu, "peers": o.peers, "missing": list(o.missing),
+                                  "extra": list(o.extra)} for o in found for h in o.hosts), key=lambda d: d["host"])}
+        )
     elif args.format == "csv":
         output.print_csv(columns, rows)
     elif rows:

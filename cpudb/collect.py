@@ -23,7 +23,7 @@ from pathlib import Path
 from cpudb import __version__
 from cpudb.errors import CpudbError, DumpParseError
 
-DEFAULT_TIMEOUT = 30.0  # seconds for one host, connection included
+DEFAULT_TIMEOUT = 30.0  # seconds for one host, connection included (the CLI's default too)
 DEFAULT_PARALLEL = 16
 CONNECT_TIMEOUT = 10  # seconds, ssh -o ConnectTimeout
 

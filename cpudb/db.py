@@ -14,12 +14,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cpudb import catalog
 from cpudb.errors import DatabaseBusyError, DatabaseError
 from cpudb.queries import script, sql
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_DB = "cpudb.duckdb"
 SCHEMA_VERSION = "2"
@@ -50,6 +52,8 @@ def _schema_version(conn: duckdb.DuckDBPyConnection) -> str | None:
 
 
 def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     try:
         # Analyses run many small queries on profiles: one thread avoids scheduling overhead.
         conn = duckdb.connect(str(path), read_only=True, config={"threads": 1})
@@ -62,6 +66,8 @@ def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
 
 def open_memory() -> duckdb.DuckDBPyConnection:
     """A fresh in-memory database with the schema and the catalog, for --dumps runs."""
+    import duckdb
+
     conn = duckdb.connect(":memory:")
     prepare(conn)
     return conn
@@ -93,6 +99,8 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         if path.exists():
             shutil.copyfile(path, temp)
         conn = None
+        import duckdb
+
         try:
             try:
                 conn = duckdb.connect(str(temp))

@@ -76,24 +76,13 @@ REPORT_CHANGES = 30  # the newest changes shown; `cpudb drift` lists them all
 
 
 @dataclass(frozen=True)
-class OutlierGroup:
-    """Hosts of one CPU model and stepping that differ from their peers in the same way."""
-
-    cpu: str
-    peers: int
-    hosts: tuple[str, ...]
-    missing: tuple[str, ...]
-    extra: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class DriftView:
     changes: tuple[Change, ...]  # newest first, at most REPORT_CHANGES
     total_changes: int
     alarming: int
     hosts_with_history: int
     hosts: int
-    outliers: tuple[OutlierGroup, ...]
+    outliers: tuple  # risks.Outliers
 
 
 def report_view(conn: duckdb.DuckDBPyConnection) -> DriftView:
@@ -102,17 +91,11 @@ def report_view(conn: duckdb.DuckDBPyConnection) -> DriftView:
 
     found = changes(conn)
     with_history, hosts = hosts_with_history(conn)
-    groups: dict[tuple, list[str]] = {}
-    peers: dict[tuple, int] = {}
-    for o in outliers(conn):
-        key = (o.cpu, o.missing, o.extra)
-        groups.setdefault(key, []).append(o.host)
-        peers[key] = o.peers
     return DriftView(
         changes=tuple(sorted(found, key=lambda c: c.after, reverse=True)[:REPORT_CHANGES]),
         total_changes=len(found),
         alarming=sum(1 for c in found if c.alarming),
         hosts_with_history=with_history,
         hosts=hosts,
-        outliers=tuple(OutlierGroup(cpu, peers[(cpu, m, e)], tuple(h), m, e) for (cpu, m, e), h in groups.items()),
+        outliers=tuple(outliers(conn)),
     )

@@ -6,14 +6,16 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cpudb import selection as selection_mod
 from cpudb.errors import UnknownHostError
 from cpudb.queries import sql
 from cpudb.resources import data_path
 from cpudb.selection import Selection
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cpudb.catalog import release_number
 from cpudb.errors import UnknownFlagError, UnknownModelError
 from cpudb.queries import sql
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from cpudb.lookup import model_features
 from cpudb.queries import sql
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Spellings only kernels of the RHEL 7 era print: a host showing them runs a kernel that may not
 # name flags its CPU has (no pku on Skylake-SP, no wbnoinvd on Rome).
@@ -26,18 +28,35 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Outlier:
-    """A host whose flags differ from others with the same CPU model name and stepping."""
+class Outliers:
+    """Hosts whose flags differ in the same way from others with the same CPU model name and stepping."""
 
-    host: str
     cpu: str
     peers: int  # hosts with the same CPU in the selection
-    missing: tuple[str, ...]  # flags most of its peers have and it lacks
-    extra: tuple[str, ...]  # flags it has and most of its peers lack
+    hosts: tuple[str, ...]
+    missing: tuple[str, ...]  # flags most of their peers have and they lack
+    extra: tuple[str, ...]  # flags they have and most of their peers lack
 
 
-def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
-    """Bare-metal hosts of `selected` that differ from the majority with the same CPU (model name, stepping).
+@dataclass(frozen=True)
+class Pool:
+    """Facts about the whole selection the warnings need, from one query (not one row per host)."""
+
+    total: int  # planned hosts included
+    vendors: tuple[str, ...]
+    hosts: tuple[str, ...]  # by name
+    unknown_vendor: tuple[str, ...]
+    guests: tuple[str, ...]  # dumps taken inside virtual machines
+
+
+def pool(conn: duckdb.DuckDBPyConnection) -> Pool:
+    total, vendors, hosts, unknown, guests = conn.execute(sql("selected-pool")).fetchone()
+    return Pool(total or 0, tuple(vendors or ()), tuple(hosts or ()), tuple(unknown or ()), tuple(guests or ()))
+
+
+def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outliers]:
+    """Bare-metal hosts of `selected` that differ from the majority with the same CPU (model name,
+    stepping), grouped by CPU and difference.
 
     Works on flag sets: hosts with the same CPU and the same flags are judged once.
     """
@@ -58,19 +77,23 @@ def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outlier]:
         expected = {flag for flag, n in counts.items() if n * 2 >= size}
         minority = {flag for flag, n in counts.items() if n * 2 <= size}
         label = f"{cpu} stepping {stepping}" if stepping is not None else cpu
+        differences: dict[tuple, list[str]] = defaultdict(list)
         for hosts, flags in members:
             missing, extra = expected - flags, flags & minority
             if missing or extra:
-                found += [Outlier(h, label, size, tuple(sorted(missing)), tuple(sorted(extra))) for h in hosts]
-    return sorted(found, key=lambda o: (o.cpu, o.host))
+                differences[(tuple(sorted(missing)), tuple(sorted(extra)))].extend(hosts)
+        found += [Outliers(label, size, tuple(sorted(h)), m, e) for (m, e), h in differences.items()]
+    return sorted(found, key=lambda o: (o.cpu, o.hosts[0]))
 
 
-def _names(hosts: Sequence[str], limit: int = 8) -> str:
+def _names(hosts: Sequence[str], limit: int = 8, total: int | None = None) -> str:
+    """The first hosts by name, and how many more (``total`` when only the first were fetched)."""
+    total = len(hosts) if total is None else total
     shown = ", ".join(hosts[:limit])
-    return shown + (f" and {len(hosts) - limit} more" if len(hosts) > limit else "")
+    return shown + (f" and {total - limit} more" if total > limit else "")
 
 
-def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Finding]:
+def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Finding]:
     """Everything an operator should read before trusting the recommendation."""
     warnings: list[Finding] = []
 
@@ -80,7 +103,7 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Findin
     def note(text: str) -> None:
         warnings.append(Finding("note", text))
 
-    vendors = sorted({r.vendor or "unknown" for r in host_rows})
+    vendors = facts.vendors
     if len({v for v in vendors if v in ("GenuineIntel", "CentaurHauls")}) and len(
         {v for v in vendors if v in ("AuthenticAMD", "HygonGenuine")}
     ):
@@ -89,11 +112,10 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Findin
             "SYSCALL/SYSENTER behaviour in 32-bit compatibility mode and the CPUID cache and topology leaves; "
             "libvirt's own baseline refuses such pools. Test each guest OS with migrations in both directions."
         )
-    if "unknown" in vendors:
-        unknown = [r.host for r in host_rows if not r.vendor]
-        risk(f"vendor unknown for {_names(unknown)} (a flag list without vendor-specific flags)")
-    guests = [r.host for r in host_rows if r.is_guest]
-    if guests and len(guests) < len(host_rows):
+    if facts.unknown_vendor:
+        risk(f"vendor unknown for {_names(facts.unknown_vendor)} (a flag list without vendor-specific flags)")
+    guests = facts.guests
+    if guests and len(guests) < len(facts.hosts):
         risk(
             f"{len(guests)} dump(s) were taken inside virtual machines ({_names(guests)}): their flags are "
             "what their hypervisor exposes, not what the hardware has; mixed with bare-metal dumps."
@@ -103,8 +125,8 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Findin
     warnings += [Finding("risk", t) for t in _tsx_and_outliers(conn)]
     warnings += [Finding("risk", t) for t in _old_kernels(conn)]
     warnings += [Finding("risk", t) for t in _unknown_flags(conn)]
-    for host, parser_note in conn.execute(sql("selected-notes")).fetchall():
-        note(f"{host}: {parser_note}")
+    for parser_note, count, first in conn.execute(sql("selected-notes")).fetchall():
+        note(f"{first[0]}: {parser_note}" if count == 1 else f"{parser_note} ({count} hosts: {_names(first, total=count)})")
     if recommended is None:
         near = [m for m in ranking if m.near_miss][:3]
         hint = "; closest: " + "; ".join(f"{m.model} without {', '.join(m.missing)}" for m in near) if near else ""
@@ -156,14 +178,10 @@ def pool_warnings(conn, host_rows, recommended, ranking, options) -> list[Findin
 
 def _tsx_and_outliers(conn) -> list[str]:
     """One warning per CPU model and difference, however many hosts share it."""
-    grouped: dict[tuple, list[Outlier]] = defaultdict(list)
-    for outlier in outliers(conn):
-        grouped[(outlier.cpu, outlier.missing, outlier.extra)].append(outlier)
     warnings = []
-    for (cpu, missing, extra), members in grouped.items():
-        hosts = [o.host for o in members]
-        peers = members[0].peers
-        others = peers - len(members)
+    for group in outliers(conn):
+        cpu, missing, extra, hosts, peers = group.cpu, group.missing, group.extra, group.hosts, group.peers
+        others = peers - len(hosts)
         who = f"{_names(hosts, 5)} ({len(hosts)} of {peers} {cpu} hosts)" if len(hosts) > 1 else hosts[0]
         tsx = [f for f in TSX_FLAGS if f in missing or f in extra]
         if tsx:
@@ -193,13 +211,12 @@ def _tsx_and_outliers(conn) -> list[str]:
 
 
 def _old_kernels(conn) -> list[str]:
-    rows = conn.execute(sql("selected-flag-hosts"), {"flags": sorted(OLD_KERNEL_FLAGS)}).fetchall()
-    hosts = sorted({host for host, _ in rows})
-    if not hosts:
+    flags, count, first = conn.execute(sql("selected-flag-holders"), {"flags": sorted(OLD_KERNEL_FLAGS)}).fetchone()
+    if not count:
         return []
     return [
-        f"{_names(hosts)} run{'s' if len(hosts) == 1 else ''} a RHEL 7-era kernel (it prints "
-        f"{', '.join(sorted({flag for _, flag in rows}))}): kernels do not show flags newer than themselves, so "
+        f"{_names(first, total=count)} run{'s' if count == 1 else ''} a RHEL 7-era kernel (it prints "
+        f"{', '.join(flags)}): kernels do not show flags newer than themselves, so "
         "such a host may lack flags in its dump that its CPU has (pku on Skylake-SP, wbnoinvd on Rome)"
     ]
 
@@ -207,6 +224,6 @@ def _old_kernels(conn) -> list[str]:
 def _unknown_flags(conn) -> list[str]:
     rows = conn.execute(sql("selected-unknown-flags")).fetchall()
     return [
-        f"flag {flag} is not in the flag dictionary (on {_names(hosts)}): kept as data, never requested"
-        for flag, hosts in rows
+        f"flag {flag} is not in the flag dictionary (on {_names(first, total=count)}): kept as data, never requested"
+        for flag, count, first in rows
     ]

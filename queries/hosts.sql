@@ -89,16 +89,35 @@ WITH groups AS (
 SELECT g.cpu, g.stepping, g.hosts, (SELECT list(flag) FROM flagset_flags ff WHERE ff.flagset_id = g.flagset_id)
 FROM groups g;
 
--- name: selected-flag-hosts
--- (host, flag) for selected hosts that have any of $flags
-SELECT s.host, ff.flag
-FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
-WHERE ff.flag IN (SELECT unnest($flags::VARCHAR[]))
-ORDER BY s.host, ff.flag;
+-- name: selected-flag-holders
+-- which of $flags the selected hosts show, how many hosts show any, and the first 8 of them by name
+WITH hits AS (
+    SELECT DISTINCT ff.flagset_id, ff.flag
+    FROM (SELECT DISTINCT d.flagset_id FROM selected s JOIN dumps d USING (dump_id)) sets
+    JOIN flagset_flags ff USING (flagset_id)
+    WHERE ff.flag IN (SELECT unnest($flags::VARCHAR[]))
+),
+holders AS (
+    SELECT s.host FROM selected s JOIN dumps d USING (dump_id)
+    WHERE d.flagset_id IN (SELECT flagset_id FROM hits)
+)
+SELECT (SELECT list(DISTINCT flag ORDER BY flag) FROM hits),
+       (SELECT count(*) FROM holders),
+       (SELECT list(host ORDER BY host)[1:8] FROM holders);
+
+-- name: selected-pool
+-- the whole selection in one row: planned host count, vendors, host names, hosts without a vendor,
+-- dumps taken inside guests
+SELECT sum(s.weight)::BIGINT,
+       list_sort(list(DISTINCT coalesce(d.vendor, 'unknown'))),
+       list(s.host ORDER BY s.host),
+       list(s.host ORDER BY s.host) FILTER (WHERE d.vendor IS NULL),
+       list(s.host ORDER BY s.host) FILTER (WHERE d.is_guest)
+FROM selected s JOIN dumps d USING (dump_id);
 
 -- name: selected-unknown-flags
 -- flags of selected hosts that the dictionary does not know, with the hosts that have them
-SELECT ff.flag, list(s.host ORDER BY s.host)
+SELECT ff.flag, count(*), list(s.host ORDER BY s.host)[1:8]
 FROM selected s JOIN dumps d USING (dump_id) JOIN flagset_flags ff USING (flagset_id)
 LEFT JOIN flag_classes fc USING (flag)
 WHERE fc.flag IS NULL
@@ -106,8 +125,11 @@ GROUP BY ff.flag
 ORDER BY ff.flag;
 
 -- name: selected-notes
--- parser notes (processor blocks that differ, inferred vendors) of the selected hosts
-SELECT s.host, unnest(string_split(d.notes, '; '))
-FROM selected s JOIN dumps d USING (dump_id)
-WHERE d.notes IS NOT NULL
-ORDER BY s.host;
+-- parser notes (processor blocks that differ, inferred vendors) of the selected hosts, each with how
+-- many hosts have it and the first 8 of them by name
+SELECT note, count(*), list(host ORDER BY host)[1:8]
+FROM (SELECT s.host, unnest(string_split(d.notes, '; ')) AS note
+      FROM selected s JOIN dumps d USING (dump_id)
+      WHERE d.notes IS NOT NULL)
+GROUP BY note
+ORDER BY min(host), note;

@@ -88,3 +88,17 @@ class DumpsDir:
 @pytest.fixture
 def dumps_dir(tmp_path: Path) -> DumpsDir:
     return DumpsDir(tmp_path / "dumps")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Remembered answers go to a folder of the test run, never to the user's ~/.cache."""
+    import os
+
+    saved = os.environ.get("CPUDB_CACHE")
+    os.environ["CPUDB_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if saved is None:
+        os.environ.pop("CPUDB_CACHE", None)
+    else:
+        os.environ["CPUDB_CACHE"] = saved

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -223,3 +224,33 @@ def test_baseline_require_failure_is_one_line(capsys):
     code, _, err = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "--require", "avx512f")
     assert code == 2
     assert err.startswith("cpudb: error: required flag(s) not on every selected host: avx512f is missing on 4 host(s)")
+
+
+def test_a_repeated_baseline_is_remembered_and_forgotten_when_the_database_changes(tmp_path, capsys, monkeypatch):
+    from cpudb import cache
+
+    monkeypatch.setenv("CPUDB_CACHE", str(tmp_path / "cache"))
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    for name in ("amd-epyc7742-1.txt", "amd-epyc7763-1.txt"):
+        shutil.copyfile(fixture(name), dumps / name)
+    db_file = str(tmp_path / "c.duckdb")
+    assert main(["ingest", "--quiet", "--db", db_file, str(dumps)]) == 0
+    assert main(["baseline", "--db", db_file, "--format", "json"]) == 0
+    first = capsys.readouterr().out
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    assert main(["baseline", "--db", db_file, "--format", "json"]) == 0
+    assert capsys.readouterr().out == first  # the remembered answer, word for word
+    # a damaged entry is recomputed, not trusted
+    [entry] = (tmp_path / "cache").iterdir()
+    entry.write_bytes(b"not a pickle")
+    assert main(["baseline", "--db", db_file, "--format", "json"]) == 0
+    assert capsys.readouterr().out == first
+    # a new host changes the database file, so the answer is computed again
+    shutil.copyfile(fixture("amd-epyc7451-1.txt"), dumps / "naples.txt")
+    assert main(["ingest", "--quiet", "--db", db_file, str(dumps)]) == 0
+    assert main(["baseline", "--db", db_file, "--format", "json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert "naples" in after["hosts"] and after["recommended"]["model"] != json.loads(first)["recommended"]["model"]
+    monkeypatch.setenv("CPUDB_CACHE", "off")
+    assert cache.folder() is None
