@@ -368,8 +368,14 @@ def _parse_lscpu_text(body: list[str], source: str, offset: int, known_flags: fr
     )
 
 
+# Values a translated lscpu still prints untranslated: only then is a keyless file "localized".
+_LSCPU_VALUE = re.compile(r"^(x86_64|i[3-6]86|GenuineIntel|AuthenticAMD|HygonGenuine)$|Endian")
+
+
 def _looks_localized(values: dict[str, str]) -> bool:
     keys = values.keys()
+    if not any(_LSCPU_VALUE.search(value) for value in values.values()):
+        return False  # key: value text, but not lscpu at all (a YAML file, notes)
     return bool(
         _LOCALIZED_FLAGS & keys
         or any(not key.isascii() for key in keys)
