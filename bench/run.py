@@ -1,7 +1,7 @@
 """cpudb benchmarks: ingest, baseline, limits and the report on synthetic fleets of 1,000 to
 100,000 hosts, with peak memory; and the vendor brief's shell procedure on the same files.
 
-    python bench/run.py                     # 1,000 / 10,000 / 100,000 hosts (make bench)
+    python bench/run.py                     # 10 / 1,000 / 10,000 / 100,000 hosts (make bench)
     python bench/run.py --sizes 1000,10000  # a quicker run
 
 Every timing runs the installed `cpudb` command in a fresh process, as an operator would; peak
@@ -225,7 +225,7 @@ def verdicts(measures: list[Measure]) -> dict[str, dict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000,10000,100000", help="fleet sizes (comma-separated)")
+    parser.add_argument("--sizes", default="10,1000,10000,100000", help="fleet sizes (comma-separated)")
     parser.add_argument("--shell-limit", type=int, default=10_000, help="largest fleet for the shell comparison")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
