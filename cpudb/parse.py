@@ -25,6 +25,7 @@ DUMP_SUFFIXES = (
 )
 
 _FLAG_TOKEN = re.compile(r"^[a-z0-9_]+$")
+_CONTROL_CHAR = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters but tab, newlines, form feed
 _HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _CPUID_R = re.compile(r"^\s*0x[0-9a-f]{8} 0x[0-9a-f]{2}: eax=0x", re.IGNORECASE)
 _LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
@@ -202,7 +203,7 @@ def _decode(data: bytes, source: str) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DumpParseError(source, f"not UTF-8 text (invalid byte at offset {exc.start})") from None
-    if any(ord(ch) < 32 and ch not in "\t\r\n\f\v" for ch in text):
+    if _CONTROL_CHAR.search(text):
         raise DumpParseError(source, "binary data (control characters); expected lscpu or /proc/cpuinfo text")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 

@@ -294,3 +294,20 @@ def test_import_libvirt_refuses_entity_expansion(tmp_path):
 def test_import_libvirt_needs_a_cpu_map_folder(tmp_path):
     with pytest.raises(CatalogError, match="no x86_features.xml"):
         catalog.import_libvirt(tmp_path)
+
+
+def test_every_shipped_data_file_loads_through_its_checks():
+    """The YAML and JSON files read at run time (the generated ones are checked above; the build
+    inputs, flag_overrides.yaml, proxmox_models.yaml and generations.yaml, by the regeneration test)."""
+    from cpudb import levels, references, report, selection
+    from cpudb.parse_xml import libvirt_maps
+
+    assert {f.name for f in report.families()} >= {"AVX-512", "TSX"}
+    systems, _ = levels.guest_systems()
+    assert systems["x86-64-v3"]
+    assert len(references.dumps()) == 19
+    assert selection.load_inventory(ROOT / "data" / "inventory.yaml")
+    maps = libvirt_maps()
+    assert "EPYC-Milan-v3" in maps.models  # current libvirt
+    assert "Cascadelake-Server-noTSX" in maps.models  # also in libvirt 9.0
+    assert maps.features["cmp_legacy"] == "cmp-legacy"
