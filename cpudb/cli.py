@@ -124,7 +124,7 @@ def _hosts(args: argparse.Namespace) -> int:
     with reading(args) as conn:
         fleet.select(conn, selection_text(args), inventory_option(args))
         rows = fleet.selected_hosts(conn)
-    columns = ("host", "vendor", "model_name", "flags", "snapshot", "runs_as", "snapshots")
+    columns = ("host", "vendor", "model_name", "flags", "snapshot", "runs_as", "snapshots", "guest_view")
     table = [
         (
             r.host,
@@ -134,6 +134,7 @@ def _hosts(args: argparse.Namespace) -> int:
             r.snapshot_at,
             f"guest ({r.hypervisor_vendor})" if r.is_guest and r.hypervisor_vendor else ("guest" if r.is_guest else "metal"),
             r.snapshots,
+            r.guest_source or "kernel flags",
         )
         for r in rows
     ]
