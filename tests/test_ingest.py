@@ -136,3 +136,19 @@ def test_readers_keep_working_while_a_write_is_open(tmp_path):
     reader = db.open_read(path)
     assert reader.execute("SELECT count(*) FROM hosts").fetchone() == (0,)
     reader.close()
+
+
+def test_a_schema_1_database_is_upgraded_when_read(tmp_path):
+    import duckdb
+
+    path = tmp_path / "c.duckdb"
+    ingest_paths(path, [fixture("amd-epyc7742-1.txt")])
+    old = duckdb.connect(str(path))  # as cpudb 0.1 with schema 1 left it
+    old.execute("ALTER TABLE hosts DROP COLUMN guest_dump_id")
+    old.execute("ALTER TABLE dumps DROP COLUMN guest_source")
+    old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    old.close()
+    conn = db.open_read(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (db.SCHEMA_VERSION,)
+    assert conn.execute("SELECT host, guest_dump_id FROM hosts WHERE kind = 'host'").fetchall() == [("amd-epyc7742-1", None)]
+    conn.close()
