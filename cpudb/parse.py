@@ -93,6 +93,13 @@ class HostDump:
         return self.hypervisor_vendor is not None or "hypervisor" in self.flags
 
 
+# The CPU facts a format parser may find, copied as they are into the HostDump.
+FACTS = (
+    "vendor", "model_name", "family", "model", "stepping", "microcode", "sockets", "cores_per_socket",
+    "threads_per_core", "hypervisor_vendor",
+)
+
+
 @dataclass
 class _Header:
     host: str | None = None
@@ -172,16 +179,7 @@ def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset
         source_format=fields.source_format,
         sha256=hashlib.sha256(data).hexdigest(),
         flags=fields.flags,
-        vendor=fields.vendor,
-        model_name=fields.model_name,
-        family=fields.family,
-        model=fields.model,
-        stepping=fields.stepping,
-        microcode=fields.microcode,
-        sockets=fields.sockets,
-        cores_per_socket=fields.cores_per_socket,
-        threads_per_core=fields.threads_per_core,
-        hypervisor_vendor=fields.hypervisor_vendor,
+        **{name: getattr(fields, name) for name in FACTS},
         kernel=header.kernel,
         collected_at=header.collected_at,
         extra=tuple(fields.extra),

@@ -37,7 +37,7 @@ def is_bundle(body: list[str]) -> bool:
 
 
 def parse_bundle(body: list[str], source: str, offset: int, known_flags: frozenset[str]):
-    from cpudb.parse import _Fields, _parse_body
+    from cpudb.parse import FACTS, _Fields, _parse_body
 
     sections: dict[str, tuple[int, list[str]]] = {}
     name: str | None = None
@@ -69,8 +69,7 @@ def parse_bundle(body: list[str], source: str, offset: int, known_flags: frozens
         guest_source=guest_name,
     )
     # Facts the preferred section lacks come from the others, in order of preference.
-    for attribute in ("vendor", "model_name", "family", "model", "stepping", "microcode", "sockets",
-                      "cores_per_socket", "threads_per_core", "hypervisor_vendor"):
+    for attribute in FACTS:
         value = next((getattr(parsed[n], attribute) for n in SECTIONS if n in parsed
                       if getattr(parsed[n], attribute) is not None), None)
         setattr(fields, attribute, value)
