@@ -134,7 +134,7 @@ def _hosts(args: argparse.Namespace) -> int:
             r.snapshot_at,
             f"guest ({r.hypervisor_vendor})" if r.is_guest and r.hypervisor_vendor else ("guest" if r.is_guest else "metal"),
             r.snapshots,
-            r.guest_source or "kernel flags",
+            r.guest_view,
         )
         for r in rows
     ]

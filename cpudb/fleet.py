@@ -45,6 +45,11 @@ class HostRow:
     guest_source: str | None  # where the baseline's guest view of this host came from, if any
     guest_path: str | None
 
+    @property
+    def guest_view(self) -> str:
+        """Where this host's guest-settable features are read from, for people."""
+        return self.guest_source or "kernel flags"
+
 
 @dataclass(frozen=True)
 class FlagCount:

@@ -211,7 +211,7 @@ def build_context(
                 level=info.level,
                 runs_as=_runs_as(rows),
                 n_flags=len(flags),
-                guest_view=", ".join(sorted({_guest_view(r) for r in rows})),
+                guest_view=", ".join(sorted({r.guest_view for r in rows})),
                 lost=tuple(lost),
                 lost_notable=tuple((k, tuple(v)) for k, v in notable.items()),
             )
@@ -409,10 +409,6 @@ def _host_lines(result: Baseline, by_host: dict[str, HostRow], label_of: dict[in
                 )
             )
     return lines, complete
-
-
-def _guest_view(row: HostRow) -> str:
-    return row.guest_source or "kernel flags"
 
 
 def _input_digest(rows: list[HostRow]) -> str:
