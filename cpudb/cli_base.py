@@ -64,8 +64,9 @@ def inventory_option(args: argparse.Namespace) -> Path | None:
     return Path(args.inventory) if getattr(args, "inventory", None) else None
 
 @contextlib.contextmanager
-def progress_bar(enabled: bool, label: str) -> Iterator:
-    """A progress callback drawing a rich bar on a terminal for long runs, else a no-op."""
+def progress_bar(enabled: bool, label: str, minimum: int = 200) -> Iterator:
+    """A progress callback drawing a rich bar on a terminal for runs of ``minimum`` items or more,
+    else None. The callback takes (done, total) and may be called from several threads."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
@@ -75,7 +76,7 @@ def progress_bar(enabled: bool, label: str) -> Iterator:
         task = bar.add_task(label, total=None)
 
         def update(done: int, total: int) -> None:
-            if total >= 200:
+            if total >= minimum:
                 bar.update(task, completed=done, total=total)
 
         yield update

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cpudb.cli_base import command, format_option, inventory_option, reading, selection_options, selection_text
+from cpudb.cli_base import (
+    command,
+    format_option,
+    inventory_option,
+    progress_bar,
+    reading,
+    selection_options,
+    selection_text,
+)
 from cpudb.errors import CpudbError
 
 # --- collect -----------------------------------------------------------------------------------
@@ -44,7 +53,10 @@ def _collect(args: argparse.Namespace) -> int:
         targets += read_targets(Path(args.ssh_file))
     ssh_options = tuple(part for option in args.ssh_option for part in ("-o", option))
     out_dir = Path(args.output)
-    with _collect_progress(len(targets) or 1, enabled=not args.quiet) as on_done:
+    total = len(targets) or 1
+    with progress_bar(not args.quiet, "collecting", minimum=1) as update:
+        done = itertools.count(1)  # next() on a count is atomic: hosts finish in worker threads
+        on_done = (lambda _outcome: update(next(done), total)) if update else None
         outcomes = collect(targets or None, out_dir, args.parallel, args.timeout, ssh_options, on_done)
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:
@@ -55,28 +67,6 @@ def _collect(args: argparse.Namespace) -> int:
     written = len(outcomes) - len(failed)
     print(f"{out_dir}: {written} of {len(outcomes)} host(s) collected" + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0
-
-
-class _collect_progress:
-    """A rich progress bar over hosts on a terminal; a no-op otherwise."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.enabled = total, enabled and sys.stderr.isatty()
-        self.bar = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return None
-        from rich.progress import Progress
-
-        self.bar = Progress(transient=True)
-        self.bar.start()
-        task = self.bar.add_task("collecting", total=self.total)
-        return lambda outcome: self.bar.update(task, advance=1, description=f"collecting ({outcome.host})")
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # --- drift and outliers --------------------------------------------------------------------------
