@@ -1,8 +1,13 @@
-"""Choose the baseline: the QEMU CPU model and extra flags every selected host can run.
+"""Choose the baseline: the QEMU CPU model and the fewest edits that every selected host can run.
+
+For each model version the target stack knows, the edits are the extra flags (the pool's common
+guest features the model lacks) and the disabled ones (model features some host lacks or KVM
+cannot give). Every usable candidate then gives guests the same features, so the closest model
+wins: fewest edits, then the pool's vendor, then newer, then named over generic.
 
 The set work runs in SQL (queries/baseline.sql) on profiles: distinct flag sets x vendor
-group, so 100,000 hosts with 40 distinct flag sets cost what 40 hosts cost. This module
-picks the names configs will use, runs the pipeline, and turns rows into results.
+group, so 100,000 hosts with 40 distinct flag sets cost what 40 hosts cost. This module picks
+the names configs will use, runs the pipeline, and turns rows into results.
 """
 
 from __future__ import annotations
@@ -12,34 +17,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpudb import catalog
+from cpudb import targets
+from cpudb.catalog import release_number
 from cpudb.errors import CatalogError, RequirementError
-from cpudb.lookup import model_features
 from cpudb.queries import sql
+from cpudb.targets import Target
 
 if TYPE_CHECKING:
     import duckdb
 
 # Lists of host names in results are capped; the counts are always complete.
 MAX_HOSTS_LISTED = 20
-NEAR_MISS_LIMIT = 3  # at most this many features disabled
-LIBVIRT_VERSIONED = (10, 10, 0)  # first libvirt with -vN model names
+ALTERNATIVES = 5
 
 
 @dataclass(frozen=True)
 class Options:
     """What shapes a baseline beyond the host selection."""
 
+    target: str | None = None
     qemu: str | None = None
     libvirt: str | None = None
     libvirt_map: Path | None = None
     nova_release: str | None = None
     require: tuple[str, ...] = ()
     allow_unmigratable: bool = False
+    pmu: bool = False
 
     def describe(self) -> list[str]:
         shown = []
-        for name in ("qemu", "libvirt", "libvirt_map", "nova_release"):
+        for name in ("target", "qemu", "libvirt", "libvirt_map", "nova_release"):
             value = getattr(self, name)
             if value:
                 shown.append(f"--{name.replace('_', '-')} {value}")
@@ -47,6 +54,8 @@ class Options:
             shown.append(f"--require {','.join(self.require)}")
         if self.allow_unmigratable:
             shown.append("--allow-unmigratable")
+        if self.pmu:
+            shown.append("--pmu")
         return shown
 
 
@@ -55,51 +64,62 @@ class RankedModel:
     """One candidate model version judged against the pool."""
 
     model: str
-    alias: str  # the name configs use for it (versioned, or the older libvirt's name)
+    alias: str  # the name libvirt, Nova and KubeVirt get (versioned, or the older libvirt's name)
+    proxmox_name: str | None  # the reported-model Proxmox knows it by, if any
     vendor: str
     generic: bool
-    origin: str
-    base: str | None
-    compatible: bool
-    coverage: float
-    missing: dict[str, tuple[str, ...]]  # feature -> hosts lacking it (capped list)
+    usable: bool
+    missing: dict[str, tuple[str, ...]]  # feature some host lacks -> hosts lacking it (capped list)
     missing_counts: dict[str, int]
     extra_flags: tuple[str, ...]
-    kvm_disabled: tuple[str, ...]  # in the model, but KVM cannot give them: always turned off
+    kvm_disabled: tuple[str, ...]  # in the model, but KVM cannot give them
     nested_disabled: tuple[str, ...]  # nested-virtualization features not on every host
     unverifiable: tuple[str, ...]  # lscpu cannot show them; assumed present, to check by hand
+    unnameable: tuple[str, ...]  # would have to be disabled, but the target has no name for them
     vendor_match: bool
-    missing_settable: bool
     age: int
-
-    @property
-    def near_miss(self) -> bool:
-        return not self.compatible and self.missing_settable and len(self.missing) <= NEAR_MISS_LIMIT
+    edits: int
 
     @property
     def disabled_flags(self) -> tuple[str, ...]:
-        """Everything a config must turn off: missing features (near-misses) and the auto-disabled."""
+        """Everything a config turns off: missing on some host, not given by KVM, nested not everywhere."""
         return tuple(sorted(set(self.missing) | set(self.kvm_disabled) | set(self.nested_disabled)))
 
+
+@dataclass(frozen=True)
+class GuestFeatures:
+    """What guests get of the kernel flags (guest features) every selected host shows."""
+
+    given: int
+    pool_common: int
+    lost: tuple[str, ...]  # security features first
+    lost_security: tuple[str, ...]
+    why_lost: tuple[tuple[str, str], ...]  # (flag, reason)
+
     @property
-    def libvirt_score(self) -> int:
-        """libvirt's baseline cost: +1 per added feature, k+1 for the k-th disabled one."""
-        disabled = len(self.missing) + len(self.nested_disabled)
-        return len(self.extra_flags) + sum(k + 1 for k in range(1, disabled + 1))
+    def headline(self) -> str:
+        text = f"guests get {self.given} of the {self.pool_common} guest features every host has"
+        if not self.lost:
+            return text
+        security = f" (security: {', '.join(self.lost_security)})" if self.lost_security else ""
+        return f"{text}; they lose {', '.join(self.lost)}{security}"
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    model: str
-    model_alias: str
-    extra_flags: tuple[str, ...]  # QEMU names to add to model_alias (for Proxmox types: their own flags too)
+    model: str  # the versioned QEMU name, which QEMU's -cpu takes
+    model_alias: str  # the name libvirt, Nova and KubeVirt get
+    proxmox_model: str | None  # Proxmox's reported-model, None when Proxmox cannot name it
+    extra_flags: tuple[str, ...]  # QEMU names
     disabled_flags: tuple[str, ...]
+    missing: tuple[str, ...]  # disabled because some host lacks them
     kvm_disabled: tuple[str, ...]
     nested_disabled: tuple[str, ...]
     guest_flags: tuple[str, ...]
     unverifiable: tuple[str, ...]
-    coverage: float
     vendor: str
+    edits: int
+    target: Target
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,8 @@ class Baseline:
     not_expressible: tuple[NotExpressible, ...]
     findings: tuple  # risks.Finding: warnings with their severity
     profiles: tuple[Profile, ...]
+    target: Target
+    guest_features: GuestFeatures | None
     options: Options = field(default_factory=Options)
 
     @property
@@ -143,85 +165,100 @@ class Baseline:
         return tuple(f.text for f in self.findings if f.severity == "risk")
 
     @property
-    def near_misses(self) -> tuple[RankedModel, ...]:
-        found = [m for m in self.ranking if m.near_miss]
-        return tuple(sorted(found, key=lambda m: (len(m.missing), -m.coverage, -m.age))[:5])
+    def alternatives(self) -> tuple[RankedModel, ...]:
+        """The next usable candidates after the recommendation, closest first."""
+        chosen = self.recommended.model if self.recommended else None
+        return tuple(m for m in self.ranking if m.usable and m.model != chosen)[:ALTERNATIVES]
 
 
-# --- the names a config will use -------------------------------------------------------------
+# --- the target and the names a config will use ----------------------------------------------
 
 
-def _config_names(conn: duckdb.DuckDBPyConnection, options: Options) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
-    """(model, name in configs, which libvirt definition applies) per candidate, and extra requirements.
+def target_of(conn: duckdb.DuckDBPyConnection, options: Options) -> Target:
+    """The target of this run: --target, else the versions collected on the selected hosts, else
+    the portable default; --qemu/--libvirt/--nova-release override parts of it."""
+    facts = {"qemu": [], "libvirt": [], "nova": []}
+    for component, version, host in conn.execute(sql("selected-stack")).fetchall():
+        facts[component].append((version, host))
+    stack = targets.HostStack(tuple(facts["qemu"]), tuple(facts["libvirt"]), tuple(facts["nova"]))
+    return targets.resolve(options.target, options.qemu, options.libvirt, options.nova_release, stack)
 
-    Candidates are 64-bit models the chosen QEMU offers; with --libvirt older than 10.10 a
-    model is named by the variant or plain name libvirt 9.0 knows, and drops out without one.
+
+def _config_names(
+    conn: duckdb.DuckDBPyConnection, target: Target, libvirt_map: Path | None
+) -> tuple[list[tuple[str, str, str, str | None]], list[tuple[str, str]]]:
+    """(model, libvirt name, which libvirt definition applies, Proxmox name) per candidate, and
+    the extra requirements of an imported libvirt map.
+
+    Candidates are 64-bit QEMU model versions the target's QEMU offers, that its libvirt can
+    name (versioned from 10.10, else by the plain or variant name libvirt 9.0 knows), that its
+    Proxmox can name and that KubeVirt does not call obsolete, where those are part of it.
     """
-    rows = conn.execute(sql("candidate-models")).fetchall()
+    rules = targets.rules()
+    qemu_limit = release_number(target.qemu)
+    libvirt_limit = release_number(target.libvirt) if target.libvirt else None
     names_9_0: dict[str, str] = {}
     for alias, model in conn.execute(sql("libvirt-9-0-names")).fetchall():
         names_9_0.setdefault(model, alias)
-    qemu_limit = catalog.release_number(options.qemu) if options.qemu else None
-    libvirt_limit = catalog.release_number(options.libvirt) if options.libvirt else None
-    if options.libvirt_map:
-        return _config_from_map(options.libvirt_map, rows, qemu_limit)
-    config: list[tuple[str, str, str]] = []
-    for model, origin, base, qemu_first, libvirt_first in rows:
-        if qemu_limit is not None and (qemu_first is None or qemu_first > qemu_limit):
+    short: dict[str, list[str]] = {}
+    for alias, model, kind in conn.execute(sql("all-model-aliases")).fetchall():
+        if kind in ("qemu", "plain"):
+            short.setdefault(model, []).append(alias)
+    mapped = _read_map(libvirt_map) if libvirt_map else None
+    config, extra = [], []
+    for model, family_name, qemu_first, libvirt_first in conn.execute(sql("candidate-models")).fetchall():
+        if qemu_first is None or qemu_first > qemu_limit:
             continue
-        target = base if origin == "proxmox" else model
-        if libvirt_limit is None or (libvirt_first is not None and libvirt_first <= libvirt_limit):
-            config.append((model, target, "libvirt"))
-        elif target in names_9_0 or (origin == "proxmox" and base in names_9_0):
-            config.append((model, names_9_0[target], "libvirt-9.0"))
-    return config, []
+        if target.kubevirt_rule and rules.kubevirt_obsolete_model(family_name):
+            continue
+        proxmox = _proxmox_name(model, short.get(model, []), target)
+        if target.proxmox_models is not None and proxmox is None:
+            continue
+        if mapped is not None:
+            if model not in mapped:
+                continue
+            name, needs = mapped[model]
+            config.append((model, name, "libvirt-map", proxmox))
+            extra += [(model, feature) for feature in needs]
+        elif libvirt_limit is None:
+            config.append((model, model, "none", proxmox))  # no libvirt in this stack
+        elif target.libvirt_versioned_names and libvirt_first is not None and libvirt_first <= libvirt_limit:
+            config.append((model, model, "libvirt", proxmox))
+        elif model in names_9_0:
+            config.append((model, names_9_0[model], "libvirt-9.0", proxmox))
+    return config, extra
 
 
-def _config_from_map(path: Path, rows: list[tuple], qemu_limit: int | None) -> tuple[list, list]:
-    """Candidates and libvirt's requirements from `cpudb catalog import-libvirt` output."""
+def _proxmox_name(model: str, aliases: list[str], target: Target) -> str | None:
+    """The name Proxmox's qemu-server knows the version by: itself, a variant or the plain name."""
+    known = target.proxmox_models if target.proxmox_models is not None else targets.portable().proxmox_models
+    if not known:
+        return None
+    return next((name for name in [model, *sorted(aliases, key=len, reverse=True)] if name in known), None)
+
+
+def _read_map(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """QEMU model -> (libvirt name, extra requirements) from `cpudb catalog import-libvirt` output."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
         entries = [(m["name"], m["qemu_model"], m["extra"]) for m in document["models"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CatalogError(f"{path}: not a libvirt map written by 'cpudb catalog import-libvirt' ({exc})") from None
-    offered = {model: qemu_first for model, _, _, qemu_first, _ in rows}
-    config, extra = [], []
-    seen = set()
+    found: dict[str, tuple[str, list[str]]] = {}
     for name, model, needs in entries:
-        if not model or model not in offered or model in seen:
-            continue
-        if qemu_limit is not None and (offered[model] is None or offered[model] > qemu_limit):
-            continue
-        seen.add(model)
-        config.append((model, name, "libvirt-map"))
-        extra += [(model, feature) for feature in needs]
-    return config, extra
+        if model and model not in found:
+            found[model] = (name, list(needs))
+    return found
 
 
-def _vocabulary(options: Options) -> tuple[bool, list[str] | None, str]:
-    """Which feature names the targeted QEMU and libvirt accept: (QEMU 7.2's only, libvirt's, label).
-
-    QEMU 7.2's names come from the reference; libvirt's from --libvirt-map, or for a libvirt
-    older than 10.10 from Debian 12's libvirt 9.0 (data/libvirt/libvirt-9.0.json).
-    """
-    qemu_7_2_only = bool(options.qemu) and catalog.release_tuple(options.qemu)[:2] <= (7, 2)
-    labels = [f"QEMU {options.qemu}"] if qemu_7_2_only else []
-    path = None
-    if options.libvirt_map:
-        path = options.libvirt_map
-    elif options.libvirt and catalog.release_tuple(options.libvirt) < LIBVIRT_VERSIONED:
-        from cpudb.resources import data_path
-
-        path = data_path("libvirt", "libvirt-9.0.json")
-    names = None
-    if path is not None:
-        try:
-            document = json.loads(Path(path).read_text(encoding="utf-8"))
-            names = sorted({f["qemu"] for f in document["features"] if f["qemu"]})
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CatalogError(f"{path}: not a libvirt map written by 'cpudb catalog import-libvirt' ({exc})") from None
-        labels.append(f"libvirt {options.libvirt}" if options.libvirt else f"the libvirt of {path}")
-    return qemu_7_2_only, names, " and ".join(labels)
+def _map_feature_names(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        return sorted({f["qemu"] for f in document["features"] if f["qemu"]})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CatalogError(f"{path}: not a libvirt map written by 'cpudb catalog import-libvirt' ({exc})") from None
 
 
 # --- running it ------------------------------------------------------------------------------
@@ -229,7 +266,10 @@ def _vocabulary(options: Options) -> tuple[bool, list[str] | None, str]:
 
 def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Options = Options()) -> Baseline:
     """The baseline of the hosts in the temp table ``selected`` (see fleet.select)."""
+    target = target_of(conn, options)
+    rules = targets.rules()
     allow = {"allow_unmigratable": options.allow_unmigratable}
+    pmu = {"pmu": options.pmu, "pmu_features": sorted(rules.pmu_dependent)}
     conn.execute(sql("baseline-profiles"))
     profiles = tuple(
         Profile(p, v, tuple(h), n) for p, v, h, n in conn.execute(sql("baseline-profile-list")).fetchall()
@@ -237,16 +277,23 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     by_profile = {p.profile: p for p in profiles}
     if options.require:
         _check_required(conn, options.require)
-    conn.execute(sql("baseline-have"))
+    conn.execute(sql("baseline-have"), {"hypervisor": target.hypervisor_checked})
     conn.execute(sql("baseline-common"), allow)
-    qemu_7_2_only, libvirt_names, vocabulary = _vocabulary(options)
-    conn.execute(sql("baseline-vocabulary"), {"qemu_7_2_only": qemu_7_2_only, "libvirt_names": libvirt_names})
-    unnamed = [f for (f,) in conn.execute(sql("baseline-unnamed-common")).fetchall()]
-    config, extra = _config_names(conn, options)
+    conn.execute(
+        sql("baseline-vocabulary"),
+        {
+            "qemu": release_number(target.qemu),
+            "libvirt": release_number(target.libvirt) if target.libvirt else None,
+            "libvirt_names": _map_feature_names(options.libvirt_map),
+        },
+    )
+    held_back = conn.execute(sql("baseline-unnamed-common"), pmu).fetchall()
+    config, extra = _config_names(conn, target, options.libvirt_map)
     conn.execute(
         sql("baseline-config"),
         {"models": [c[0] for c in config], "aliases": [c[1] for c in config], "definitions": [c[2] for c in config]},
     )
+    proxmox_names = {c[0]: c[3] for c in config}
     conn.execute(
         sql("baseline-required-extra"),
         {"extra_model": [e[0] for e in extra], "extra_feature": [e[1] for e in extra]},
@@ -255,28 +302,23 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     missing_hosts: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
     for model, feature, lacking in conn.execute(sql("baseline-missing-hosts")).fetchall():
         missing_hosts[(model, feature)] = _lacking_hosts(lacking, by_profile)
-    ranking = tuple(_ranked(row, missing_hosts) for row in conn.execute(sql("baseline-ranking")).fetchall())
+    ranking = tuple(
+        _ranked(row, missing_hosts, proxmox_names)
+        for row in conn.execute(sql("baseline-ranking"), {"disable_missing": target.hypervisor_checked, **pmu}).fetchall()
+    )
     common_rows = conn.execute(sql("baseline-common-features")).fetchall()
     from cpudb.fleet import common_flags
-    from cpudb.risks import Finding, pool, pool_warnings
+    from cpudb.risks import pool, pool_warnings
 
     common = common_flags(conn)
     facts = pool(conn)
     not_expressible = tuple(
         NotExpressible(*row) for row in conn.execute(sql("baseline-not-expressible"), allow).fetchall()
     )
-    chosen = _choose(ranking, options)
-    vendor_groups = sorted({p.vendor_group for p in profiles})
-    recommended = _recommend(conn, chosen, vendor_groups) if chosen else None
-    findings = pool_warnings(conn, facts, recommended, ranking, options)
-    if unnamed:
-        findings.append(
-            Finding(
-                "note",
-                f"every host has {', '.join(unnamed)}, but {vocabulary} has no name for "
-                f"{'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags",
-            )
-        )
+    chosen = ranking[0] if ranking and ranking[0].usable else None
+    recommended = _recommend(conn, chosen, target) if chosen else None
+    guest = guest_features(conn, common.common, recommended, target, options) if recommended else None
+    findings = pool_warnings(conn, facts, recommended, ranking, target, held_back)
     return Baseline(
         selection=selection_text.strip() or "all hosts",
         hosts=facts.hosts,
@@ -289,6 +331,8 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         not_expressible=not_expressible,
         findings=tuple(findings),
         profiles=profiles,
+        target=target,
+        guest_features=guest,
         options=options,
     )
 
@@ -319,84 +363,102 @@ def _lacking_hosts(profiles: list[int], by_profile: dict[int, Profile]) -> tuple
     return tuple(names), sum(by_profile[p].n_hosts for p in profiles)
 
 
-def _ranked(row: tuple, missing_hosts: dict[tuple[str, str], tuple[tuple[str, ...], int]]) -> RankedModel:
-    (model, alias, vendor, generic, age, origin, base, missing, unverifiable, kvm_disabled, nested_disabled,
-     extra, coverage, compatible, missing_settable, vendor_match) = row
+def _ranked(row: tuple, missing_hosts: dict, proxmox_names: dict[str, str | None]) -> RankedModel:
+    (model, alias, vendor, generic, age, missing, unverifiable, kvm_disabled, nested_disabled, extra,
+     unnameable, _lacking_on_host, vendor_match, edits, usable) = row
     lacking = {feature: missing_hosts.get((model, feature), ((), 0)) for feature in missing}
     return RankedModel(
         model=model,
         alias=alias,
+        proxmox_name=proxmox_names.get(model),
         vendor=vendor,
         generic=generic,
-        origin=origin,
-        base=base,
-        compatible=compatible,
-        coverage=float(coverage),
+        usable=usable,
         missing={f: hosts for f, (hosts, _) in lacking.items()},
         missing_counts={f: count for f, (_, count) in lacking.items()},
         extra_flags=tuple(extra),
         kvm_disabled=tuple(kvm_disabled),
         nested_disabled=tuple(nested_disabled),
         unverifiable=tuple(unverifiable),
+        unnameable=tuple(unnameable),
         vendor_match=bool(vendor_match),
-        missing_settable=missing_settable,
         age=age,
+        edits=edits,
     )
 
 
-def _choose(ranking: tuple[RankedModel, ...], options: Options) -> RankedModel | None:
-    """The best compatible model the chosen Nova release can express."""
-    from cpudb.emit import nova_can_disable
+def _recommend(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, target: Target) -> Recommendation:
+    from cpudb.lookup import model_features
 
-    for model in ranking:
-        if not model.compatible:
-            return None
-        if model.nested_disabled and options.nova_release and not nova_can_disable(options.nova_release):
-            continue  # would need '-flag' in cpu_model_extra_flags
-        return model
-    return None
-
-
-def _recommend(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, vendor_groups: list[str]) -> Recommendation:
-    base_adds: tuple[str, ...] = ()
-    if chosen.origin == "proxmox" and chosen.base:
-        base_adds = tuple(sorted(set(model_features(conn, chosen.model)) - set(model_features(conn, chosen.base))))
-    extra = tuple(sorted(set(chosen.extra_flags) | set(base_adds)))
-    final = _final_features(conn, chosen, extra)
+    final = (set(model_features(conn, chosen.model)) | set(chosen.extra_flags)) - set(chosen.disabled_flags)
     return Recommendation(
         model=chosen.model,
         model_alias=chosen.alias,
-        extra_flags=extra,
+        proxmox_model=chosen.proxmox_name,
+        extra_flags=chosen.extra_flags,
         disabled_flags=chosen.disabled_flags,
+        missing=tuple(sorted(chosen.missing)),
         kvm_disabled=chosen.kvm_disabled,
         nested_disabled=chosen.nested_disabled,
-        guest_flags=expected_guest_flags(conn, final, vendor_groups),
+        guest_flags=expected_guest_flags(conn, final),
         unverifiable=chosen.unverifiable,
-        coverage=chosen.coverage,
         vendor=chosen.vendor,
+        edits=chosen.edits,
+        target=target,
     )
 
 
-def _final_features(conn: duckdb.DuckDBPyConnection, chosen: RankedModel, extra: tuple[str, ...]) -> set[str]:
-    return (set(model_features(conn, chosen.model)) | set(extra)) - set(chosen.disabled_flags)
+def expected_guest_flags(conn: duckdb.DuckDBPyConnection, features: set[str]) -> tuple[str, ...]:
+    """The kernel flags a guest with these QEMU features shows.
 
-
-def expected_guest_flags(conn: duckdb.DuckDBPyConnection, features: set[str], vendor_groups: list[str]) -> tuple[str, ...]:
-    """The kernel flags a guest with these QEMU features shows, for every vendor group of the pool.
-
-    Direct names, plus the Linux summary flags computed from them (ibpb from spec-ctrl on
-    Intel, from ibpb on AMD); nested summaries (ept, vpid) only when the guest has vmx.
-    Guest markers, MSR-only and host-only features show nothing.
+    Direct names, plus the Linux summary flags computed from any of their bits (the guest kernel
+    sets ibpb from Intel's spec-ctrl or AMD's ibpb alike); nested summaries (ept, vpid) only when
+    the guest has vmx or svm. Guest markers, MSR-only and host-only features show nothing.
     """
     rows = conn.execute(sql("guest-flags"), {"features": sorted(features)}).fetchall()
-    groups = [g for g in vendor_groups if g in ("intel", "amd")] or ["intel", "amd"]
-    expected = None
-    for group in groups:
-        shown = {flag for flag, vendor, klass in rows if vendor in ("any", group)}
-        if "vmx" not in features and "svm" not in features:
-            shown -= {flag for flag, _, klass in rows if klass == "nested"}
-        expected = shown if expected is None else expected & shown
-    return tuple(sorted(expected or ()))
+    nested = bool({"vmx", "svm"} & features)
+    return tuple(sorted({flag for flag, klass in rows if nested or klass != "nested"}))
+
+
+def guest_features(
+    conn: duckdb.DuckDBPyConnection, common: tuple[str, ...], rec: Recommendation, target: Target, options: Options
+) -> GuestFeatures:
+    """Guests get N of the M guest features (kernel flags of class guest) every host shows; for each
+    one they lose, why."""
+    from cpudb.families import family_of, security_first
+
+    classes = dict(conn.execute(sql("flag-class-of"), {"flags": list(common)}).fetchall())
+    pool_common = [f for f in common if classes.get(f) == "guest"]
+    shown = set(rec.guest_flags)
+    lost = security_first(f for f in pool_common if f not in shown)
+    reasons = []
+    if lost:
+        behind = {}
+        for flag, feature in conn.execute(sql("flag-sources"), {"flags": list(lost)}).fetchall():
+            behind.setdefault(flag, []).append(feature)
+        in_common = {f for (f,) in conn.execute(sql("baseline-common-list")).fetchall()}
+        known = {f for (f,) in conn.execute(sql("baseline-known-list")).fetchall()}
+        pmu = targets.rules().pmu_dependent
+        for flag in lost:
+            features = behind.get(flag, [])
+            if not options.pmu and set(features) & pmu:
+                why = "follows the guest's PMU: offered as an extra flag only with --pmu"
+            elif not set(features) & in_common:
+                why = "no CPUID bit behind it is on every host"
+                if target.nova_compares_host_cpu:
+                    why += " (Nova before 27 does not count the bits KVM provides)"
+            elif not set(features) & known:
+                why = f"{target.name} has no name for {', '.join(sorted(set(features) & in_common))}"
+            else:
+                why = "left out of the configuration"
+            reasons.append((flag, why))
+    return GuestFeatures(
+        given=len(pool_common) - len(lost),
+        pool_common=len(pool_common),
+        lost=lost,
+        lost_security=tuple(f for f in lost if family_of(f).security),
+        why_lost=tuple(reasons),
+    )
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -409,32 +471,41 @@ def config_input(conn: duckdb.DuckDBPyConnection, result: Baseline):
     rec = result.recommended
     if rec is None:
         return None
-    ranked = next(m for m in result.ranking if m.model == rec.model)
     names = sorted(set(rec.extra_flags) | set(rec.disabled_flags))
     spelling = dict(conn.execute(sql("feature-spellings"), {"features": names}).fetchall())
-    qemu_model = ranked.base if ranked.origin == "proxmox" and ranked.base else rec.model
-    removed = tuple(sorted(set(ranked.missing) | set(ranked.nested_disabled)))
+    removed = tuple(sorted(set(rec.missing) | set(rec.nested_disabled)))
+    libvirt_first = conn.execute(sql("model-libvirt-first"), {"model": rec.model}).fetchone()
     return ConfigInput(
         model=rec.model,
         model_alias=rec.model_alias,
-        qemu_model=qemu_model,
-        proxmox_model=_short_name(conn, qemu_model),
+        qemu_model=rec.model,
+        proxmox_model=rec.proxmox_model,
         add=tuple((f, spelling.get(f, f)) for f in rec.extra_flags),
         remove=tuple((f, spelling.get(f, f)) for f in removed),
         kvm_dropped=tuple((f, spelling.get(f, f)) for f in rec.kvm_disabled),
         pool=result.selection,
-        nova_release=result.options.nova_release,
+        target=rec.target,
+        uses_kvm_features=_uses_kvm_features(conn, rec),
+        libvirt_first=libvirt_first[0] if libvirt_first else None,
+        proxmox_builtin=_proxmox_builtin(conn, rec),
     )
 
 
-def _short_name(conn: duckdb.DuckDBPyConnection, model: str) -> str:
-    """The variant or plain QEMU name of a version when it has one (Proxmox lists those)."""
-    aliases = conn.execute(sql("model-aliases"), {"model": model}).fetchall()
-    for wanted in ("qemu", "plain"):
-        for alias, kind in aliases:
-            if kind == wanted:
-                return alias
-    return model
+def _proxmox_builtin(conn: duckdb.DuckDBPyConnection, rec: Recommendation) -> str | None:
+    """The Proxmox built-in type (x86-64-vN) that is exactly the recommended CPU, if one is."""
+    from cpudb.lookup import model_features
+
+    final = (set(model_features(conn, rec.model)) | set(rec.extra_flags)) - set(rec.disabled_flags)
+    for builtin, base in conn.execute(sql("proxmox-builtins")).fetchall():
+        if base == rec.model and set(model_features(conn, builtin)) == final:
+            return builtin
+    return None
+
+
+def _uses_kvm_features(conn: duckdb.DuckDBPyConnection, rec: Recommendation) -> tuple[str, ...]:
+    """Extra flags some host's own CPU does not show: KVM provides them (Nova 27 and later only)."""
+    rows = conn.execute(sql("baseline-kvm-provided"), {"features": list(rec.extra_flags)}).fetchall()
+    return tuple(f for (f,) in rows)
 
 
 def configs(conn: duckdb.DuckDBPyConnection, result: Baseline) -> dict[str, str] | None:

@@ -47,6 +47,7 @@ def _code_identity() -> str:
     package = Path(__file__).parent
     files = sorted(package.glob("*.py")) + sorted(resource_dir("queries").glob("*.sql"))
     files += sorted(resource_dir("data").glob("*.json")) + sorted(resource_dir("data").glob("*/*.json"))
+    files += sorted(resource_dir("data").glob("*.yaml"))
     for path in files:
         stat = path.stat()
         digest.update(f"{path.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())

@@ -52,6 +52,7 @@ class FlagEntry:
     derived: tuple[tuple[str, str], ...]  # (vendor group or 'any', QEMU feature): what guests get
     linux_from: tuple[str, ...]  # QEMU features the kernel computes this summary flag from, any vendor
     in_qemu_7_2: bool | None  # QEMU 7.2 accepts the name (None: no QEMU name)
+    libvirt_since: str | None  # first libvirt release known to name it (None: no dated evidence)
 
     @property
     def kernel_names(self) -> tuple[str, ...]:
@@ -132,6 +133,19 @@ class Catalog:
                     rows.add((name, vendor, feature, name == entry.kernel))
         return sorted(rows)
 
+    def flag_sources(self) -> list[tuple[str, str]]:
+        """(kernel flag as current kernels print it, QEMU feature a guest kernel shows it for): the
+        entry's own bit and, for Linux summary flags, every bit Linux computes it from (any vendor)."""
+        rows = set()
+        for entry in self.entries:
+            if not entry.kernel:
+                continue
+            if entry.qemu:
+                rows.add((entry.kernel, entry.qemu))
+            rows.update((entry.kernel, feature) for feature in entry.linux_from)
+            rows.update((entry.kernel, feature) for _, feature in entry.derived)
+        return sorted(rows)
+
     def flag_classes(self) -> list[tuple[str, str, str]]:
         """(kernel flag, class, reason) for every kernel spelling.
 
@@ -149,7 +163,7 @@ class Catalog:
 
     def feature_rows(self) -> list[tuple]:
         """(feature, class, reason, libvirt, kernel, kvm, native vendor, visible on intel, on amd, always,
-        known to QEMU 7.2)."""
+        known to QEMU 7.2, first libvirt naming it as a release number or None)."""
         shown = [(flag, vendor, feature) for flag, vendor, feature, current in self.flag_features() if current]
         visible = {(feature, vendor) for _, vendor, feature in shown}
         rows: dict[str, tuple] = {}
@@ -172,6 +186,7 @@ class Catalog:
                 shown_at_all and ((f, "any") in visible or (f, "amd") in visible),
                 entry.kvm == "always",
                 bool(entry.in_qemu_7_2),
+                release_number(entry.libvirt_since),
             )
         return [rows[name] for name in sorted(rows)]
 
@@ -272,14 +287,17 @@ def current() -> Catalog:
     return read_catalog(data_path("flags.json"), data_path("models.json"))
 
 
-CATALOG_FILES = ("flags.json", "models.json", "reference_cpus/references.json")
+CATALOG_FILES = ("flags.json", "models.json", "reference_cpus/references.json", "kvm_given.yaml")
+# Bumped whenever load() writes the catalog tables differently, so databases loaded by older code
+# are reloaded even when the data files are the same.
+LOADER_VERSION = "3"
 
 
 @cache
 def current_digest() -> str:
     """The digest of the shipped catalog and reference CPUs, without parsing them (cheap enough for
     every command): a database holding another digest is reloaded."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"loader {LOADER_VERSION}\n".encode())
     for name in CATALOG_FILES:
         digest.update(data_path(name).read_bytes())
     return digest.hexdigest()
@@ -351,17 +369,19 @@ def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         },
     )
     _insert_columns(conn, "insert-flag-features", ("flag", "vendor", "feature", "current"), catalog.flag_features())
+    _insert_columns(conn, "insert-flag-sources", ("flag", "feature"), catalog.flag_sources())
     _insert_columns(conn, "insert-flag-classes", ("flag", "class", "reason"), catalog.flag_classes())
     _insert_columns(
         conn,
         "insert-features",
         (
             "feature", "class", "reason", "libvirt", "kernel", "kvm", "native_vendor", "visible_intel",
-            "visible_amd", "always", "in_qemu_7_2",
+            "visible_amd", "always", "in_qemu_7_2", "libvirt_since",
         ),
         catalog.feature_rows(),
     )
     _insert_columns(conn, "insert-vendors", ("vendor", "vendor_group"), sorted(VENDOR_GROUPS.items()))
+    _insert_columns(conn, "insert-kvm-given", ("rule", "vendor", "flag", "feature", "kind"), kvm_given(catalog))
     models = catalog.models
     order = {m.name: i for i, m in enumerate(_release_order(models))}
     _insert_columns(
@@ -395,6 +415,34 @@ def load(conn: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         model_features += [(m.name, f, "libvirt") for f in m.libvirt_extra or ()]
         model_features += [(m.name, f, "libvirt-9.0") for f in m.libvirt_9_0_extra or ()]
     _insert_columns(conn, "insert-model-features", ("model", "feature", "required_by"), model_features)
+
+
+def kvm_given(catalog: Catalog) -> list[tuple[int, str, str, str, str]]:
+    """(rule, host vendor group, host kernel flag, feature, kind) from data/kvm_given.yaml, checked
+    against the dictionary. A rule holds when the host shows every one of its flags (flag '' for
+    the features KVM emulates on every host); kind is 'emulated', 'kvm' or 'hidden'."""
+    import yaml
+
+    path = data_path("kvm_given.yaml")
+    rows: list[tuple[int, str, str, str, str]] = []
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for feature in document["emulated"]:
+            for vendor in ("intel", "amd", "unknown"):
+                rows.append((len(rows), vendor, "", str(feature), "emulated"))
+        for kind, key in (("kvm", "given"), ("hidden", "hidden")):
+            for rule in document[key]:
+                flags = rule["flags"] if "flags" in rule else [rule["flag"]]
+                number = len(rows)
+                rows += [(number, str(rule["vendor"]), str(flag), str(rule["feature"]), kind) for flag in flags]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise CatalogError(f"{path}: expected emulated, given and hidden rows ({exc})") from None
+    flags_known = catalog.kernel_flag_names()
+    features = {e.qemu for e in catalog.entries if e.qemu}
+    for _, vendor, flag, feature, _ in rows:
+        if vendor not in ("intel", "amd", "unknown") or (flag and flag not in flags_known) or feature not in features:
+            raise CatalogError(f"{path}: {vendor}/{flag} -> {feature}: unknown vendor group, kernel flag or feature")
+    return rows
 
 
 def _insert_columns(conn: duckdb.DuckDBPyConnection, query: str, names: tuple[str, ...], rows: list[tuple]) -> None:

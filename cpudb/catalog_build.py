@@ -50,6 +50,7 @@ class _Entry:
     klass: str = ""
     reason: str = ""
     in_qemu_7_2: bool | None = None
+    libvirt_since: str | None = None  # first libvirt release known to name it (see _libvirt_releases)
 
     def names(self) -> set[str]:
         return {n for n in (self.kernel, self.qemu, self.libvirt, *self.legacy, *self.qemu_aliases) if n}
@@ -70,6 +71,7 @@ class _Entry:
             "derived": self.derived,
             "linux_from": sorted(set(self.linux_from)),
             "in_qemu_7_2": self.in_qemu_7_2 if self.qemu else None,
+            "libvirt_since": self.libvirt_since,
         }
 
 
@@ -153,6 +155,26 @@ def build_flags(reference: Path, overrides_path: Path) -> list[dict]:
         if not item.klass:
             item.klass, item.reason = _classify(item, by_qemu, derived_targets)
     return [entries[key].as_json() for key in sorted(entries, key=lambda loc: loc.key)]
+
+
+def _libvirt_releases(flags: list[dict], models: list[dict], libvirt_9_0: set[str]) -> None:
+    """Set each feature's ``libvirt_since``: 9.0.0 when Debian 12's libvirt 9.0 names it (taken to
+    hold for the older libvirt of the floor too: no x86 feature of 9.0 is new in it), else the
+    first libvirt offering a model version that contains it, else None (no dated evidence)."""
+    first: dict[str, tuple[int, ...]] = {}
+    for model in models:
+        if model["origin"] != "qemu" or not model["libvirt_first"]:
+            continue
+        release = tuple(int(p) for p in model["libvirt_first"].split("."))
+        for feature in model["features"]:
+            first[feature] = min(first.get(feature, release), release)
+    for entry in flags:
+        if not entry["qemu"]:
+            continue
+        if entry["qemu"] in libvirt_9_0:
+            entry["libvirt_since"] = "9.0.0"
+        elif entry["qemu"] in first:
+            entry["libvirt_since"] = ".".join(str(p) for p in first[entry["qemu"]])
 
 
 def _qemu_7_2_names(reference: Path) -> set[str] | None:
@@ -372,6 +394,8 @@ def build(reference: Path, data_dir: Path, fixtures: Path | None = None) -> tupl
     fixtures = Path(fixtures) if fixtures else reference.parent / "fixtures" / "lscpu"
     flags = build_flags(reference, data_dir / "flag_overrides.yaml")
     models = build_models(reference, flags, data_dir / "proxmox_models.yaml")
+    libvirt_9_0 = json.loads((data_dir / "libvirt" / "libvirt-9.0.json").read_text(encoding="utf-8"))
+    _libvirt_releases(flags, models, {f["qemu"] for f in libvirt_9_0["features"] if f["qemu"]})
     write_json(data_dir / FLAGS_FILE, {"generated_by": GENERATED_BY, "entries": flags})
     write_json(data_dir / MODELS_FILE, {"generated_by": GENERATED_BY, "models": models})
     catalog = read_catalog(data_dir / FLAGS_FILE, data_dir / MODELS_FILE)

@@ -21,33 +21,35 @@ from cpudb.cli_base import (
 
 
 def baseline_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--qemu", metavar="VERSION", help="only models this QEMU release offers (e.g. 7.2)")
-    parser.add_argument("--libvirt", metavar="VERSION", help="only models this libvirt knows, named as it names them")
+    parser.add_argument(
+        "--target", metavar="NAME",
+        help="the stack the configs are for: debian-12, ubuntu-24.04, rhel-9, proxmox-8, kubevirt-1.5, "
+        "openstack-2024.1, ... ('cpudb targets' lists them; default: the hosts' collected versions, else portable)",
+    )
+    parser.add_argument("--qemu", metavar="VERSION", help="override the target's QEMU release (e.g. 7.2)")
+    parser.add_argument("--libvirt", metavar="VERSION", help="override the target's libvirt release (e.g. 9.0)")
     parser.add_argument("--libvirt-map", metavar="FILE", help="libvirt models from 'cpudb catalog import-libvirt'")
-    parser.add_argument("--nova-release", metavar="NAME", help="shape the Nova config (rocky, train, wallaby, 2024.1...)")
+    parser.add_argument("--nova-release", metavar="NAME", help="override the target's Nova (train, wallaby, 2024.1, 26.2.1...)")
     parser.add_argument("--require", metavar="FLAG,...", default="", help="flags the workloads need (fails if a host lacks one)")
     parser.add_argument("--allow-unmigratable", action="store_true", help="offer unmigratable features (invtsc) as extras")
+    parser.add_argument("--pmu", action="store_true", help="guests have a PMU: offer PMU-dependent features (pdcm) as extras")
 
 
 def analysis_options(args: argparse.Namespace):
+    from cpudb import targets
     from cpudb.baseline import Options
 
-    if args.nova_release:
-        from cpudb.emit import nova_number
-
-        nova_number(args.nova_release)  # reject unknown releases before any work
-    for version in (args.qemu, args.libvirt):
-        if version:
-            from cpudb.catalog import release_tuple
-
-            release_tuple(version)
+    # Reject unknown targets and versions before any work.
+    targets.resolve(args.target, args.qemu, args.libvirt, args.nova_release)
     return Options(
+        target=args.target,
         qemu=args.qemu,
         libvirt=args.libvirt,
         libvirt_map=Path(args.libvirt_map) if args.libvirt_map else None,
         nova_release=args.nova_release,
         require=tuple(f.strip() for f in args.require.replace(" ", ",").split(",") if f.strip()),
         allow_unmigratable=args.allow_unmigratable,
+        pmu=args.pmu,
     )
 
 
@@ -55,13 +57,14 @@ def analysis_options(args: argparse.Namespace):
 def _register_baseline(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "baseline",
-        help="the QEMU CPU model and extra flags every selected host can run, with configs",
-        description="Rank every QEMU model version against the selected hosts and recommend the best "
-        "compatible one with its extra flags. Exit code 1 when no model is compatible.",
+        help="the QEMU CPU model and the fewest edits every selected host can run, with configs",
+        description="Rank every QEMU model version the target knows against the selected hosts by the edits a "
+        "config needs (extra plus disabled flags) and recommend the closest. Exit code 1 when no model is usable.",
     )
     selection_options(parser)
     baseline_options(parser)
     format_option(parser, ("table", "json"))
+    parser.add_argument("--detail", action="store_true", help="JSON: every host lacking each feature, not 3 examples")
     parser.add_argument(
         "--emit", choices=("nova", "libvirt", "qemu", "proxmox", "kubevirt", "all"), action="append",
         help="print the configuration for this platform (repeatable)",
@@ -84,7 +87,7 @@ def _baseline(args: argparse.Namespace) -> int:
             configs = baseline.configs(conn, result)
         cache.store(entry, (result, configs))
     if args.format == "json":
-        output.print_json(baseline_document(result, configs))
+        output.print_json(baseline_document(result, configs, detail=args.detail))
     else:
         _print_baseline(result, configs, args.emit or [])
     return 0 if result.recommended else 1
@@ -102,40 +105,61 @@ def _cache_key(args: argparse.Namespace, options) -> str | None:
     )
 
 
-def baseline_document(result, configs) -> dict:
-    """The JSON object `cpudb baseline --format json` prints (other tools read it)."""
+EXAMPLE_HOSTS = 3
+
+
+def baseline_document(result, configs, detail: bool = False) -> dict:
+    """The JSON object `cpudb baseline --format json` prints (other tools read it).
+
+    Host lists per missing feature hold EXAMPLE_HOSTS names unless ``detail``; the counts are
+    always complete."""
     rec = result.recommended
+    guest = result.guest_features
+    shown = None if detail else EXAMPLE_HOSTS
     return {
         "selection": result.selection,
         "hosts": list(result.hosts),
         "vendors": list(result.vendors),
         "common_flags": list(result.common_flags),
+        "target": result.target.as_json(),
         "recommended": None
         if rec is None
         else {
             "model": rec.model,
             "model_alias": rec.model_alias,
+            "proxmox_model": rec.proxmox_model,
             "extra_flags": list(rec.extra_flags),
             "disabled_flags": list(rec.disabled_flags),
+            "edits": rec.edits,
             "guest_flags": list(rec.guest_flags),
             "unverifiable": list(rec.unverifiable),
-            "coverage": round(rec.coverage, 4),
+            "target": rec.target.as_json(),
+        },
+        "guest_features": None
+        if guest is None
+        else {
+            "given": guest.given,
+            "pool_common": guest.pool_common,
+            "lost": list(guest.lost),
+            "lost_security": list(guest.lost_security),
+            "why_lost": dict(guest.why_lost),
         },
         "ranking": [
             {
                 "model": m.model,
-                "compatible": m.compatible,
-                "coverage": round(m.coverage, 4),
-                "missing": {f: list(h) for f, h in m.missing.items()},
+                "name_in_configs": m.alias,
+                "usable": m.usable,
+                "edits": m.edits,
+                "missing": {f: list(h[:shown]) for f, h in m.missing.items()},
                 "missing_counts": m.missing_counts,
                 "extra_flags": list(m.extra_flags),
                 "disabled_flags": list(m.disabled_flags),
-                "near_miss": m.near_miss,
             }
             for m in result.ranking
         ],
         "not_expressible": [{"flag": n.flag, "class": n.klass, "reason": n.reason} for n in result.not_expressible],
         "warnings": list(result.warnings),
+        "findings": [{"severity": f.severity, "text": f.text} for f in result.findings],
         "config": configs,
         "options": result.options.describe(),
     }
@@ -145,34 +169,31 @@ def _print_baseline(result, configs, emit: list[str]) -> None:
     from cpudb import output
 
     rec = result.recommended
+    target = result.target
     lines = [
         f"pool: {result.selection} - {result.total_hosts} host(s), {len(result.profiles)} CPU profile(s), "
-        f"{', '.join(result.vendors)}"
+        f"{', '.join(result.vendors)}",
+        f"target: {target.label}" + (f" - {'; '.join(target.notes)}" if target.notes else ""),
     ]
     if rec:
-        lines.append(f"recommended: {rec.model}" + (f" (configs: {rec.model_alias})" if rec.model_alias != rec.model else ""))
-        lines.append(f"extra flags ({len(rec.extra_flags)}): {' '.join(rec.extra_flags) or '-'}")
-        if rec.disabled_flags:
-            lines.append(f"disabled: {' '.join(rec.disabled_flags)}")
-        lines.append(f"coverage of the pool's common guest features: {rec.coverage:.0%}")
+        names = [f"libvirt, Nova, KubeVirt: {rec.model_alias}"] if rec.model_alias != rec.model else []
+        if rec.proxmox_model and rec.proxmox_model != rec.model:
+            names.append(f"Proxmox: {rec.proxmox_model}")
+        lines.append(f"recommended: {rec.model}" + (f" ({'; '.join(names)})" if names else "") + f" - {rec.edits} edit(s)")
+        lines.append(f"  extra flags ({len(rec.extra_flags)}): {' '.join(rec.extra_flags) or '-'}")
+        lines.append(f"  disabled ({len(rec.disabled_flags)}): {' '.join(rec.disabled_flags) or '-'}")
+        guest = result.guest_features
+        lines.append(guest.headline)
+        lines += [f"  {flag}: {why}" for flag, why in guest.why_lost]
     else:
-        lines.append("recommended: none - no model is compatible with every selected host")
+        lines.append(f"recommended: none - no model {target.name} knows is usable on every selected host")
     output.print_text("\n".join(lines))
-    top = [m for m in result.ranking if m.compatible][:10]
-    output.print_table(
-        ("model", "coverage", "extra", "disabled", "vendor"),
-        [(m.model, f"{m.coverage:.0%}", len(m.extra_flags), " ".join(m.disabled_flags) or "-", m.vendor) for m in top],
-        title="best compatible models",
-    )
-    if result.near_misses:
+    if result.alternatives:
         output.print_table(
-            ("model", "coverage", "would need disabled", "lacking hosts"),
-            [
-                (m.model, f"{m.coverage:.0%}", " ".join(m.missing),
-                 "; ".join(f"{f}: {m.missing_counts[f]}" for f in m.missing))
-                for m in result.near_misses
-            ],
-            title="near misses (need features disabled; Nova accepts -flag from Wallaby)",
+            ("model", "edits", "extra", "disabled", "vendor"),
+            [(m.model, m.edits, len(m.extra_flags), " ".join(m.disabled_flags) or "-", m.vendor)
+             for m in result.alternatives],
+            title="alternatives (every one gives guests the same features; more edits)",
         )
     if result.not_expressible:
         output.print_table(

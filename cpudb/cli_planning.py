@@ -103,7 +103,7 @@ def _register_limits(commands: argparse._SubParsersAction) -> None:
     )
     selection_options(parser)
     parser.add_argument(
-        "--target", default="", metavar="MODEL|LEVEL|FLAG,...",
+        "--goal", default="", metavar="MODEL|LEVEL|FLAG,...",
         help="reach this: a CPU model, an x86-64 level (v3, v4) and/or guest flags (avx512f,amx_tile)",
     )
     baseline_options(parser)
@@ -116,7 +116,7 @@ def _limits(args: argparse.Namespace) -> int:
 
     with reading(args) as conn:
         chosen = fleet.select(conn, selection_text(args), inventory_option(args))
-        result = planning.limits(conn, chosen.text, args.target, analysis_options(args))
+        result = planning.limits(conn, chosen.text, args.goal, analysis_options(args))
     if args.format == "json":
         output.print_json(result)
         return 0
@@ -135,16 +135,16 @@ def _limits(args: argparse.Namespace) -> int:
         [(i, s.retired or "(as is)", s.hosts_left, s.guest_features) for i, s in enumerate(result.steps)],
         title="retiring greedily, the profile that gains most at each step",
     )
-    if result.target:
-        t = result.target
+    if result.goal:
+        t = result.goal
         if t.reached_now:
-            output.print_text(f"target {t.target}: reached as the pool is")
+            output.print_text(f"goal {t.goal}: reached as the pool is")
         elif not t.reachable:
-            output.print_text(f"target {t.target}: no CPU profile of the pool meets it")
+            output.print_text(f"goal {t.goal}: no CPU profile of the pool meets it")
         else:
             output.print_table(
                 ("retire", "hosts", "CPU", "because"), [list(r) for r in t.retire],
-                title=f"target {t.target}: retire these {len(t.retire)} profile(s), {t.hosts_retired} host(s); "
+                title=f"goal {t.goal}: retire these {len(t.retire)} profile(s), {t.hosts_retired} host(s); "
                 f"{t.hosts_kept} host(s) stay (exact: a target is met when every remaining profile meets it)",
             )
     return 0

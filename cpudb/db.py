@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import duckdb
 
 DEFAULT_DB = "cpudb.duckdb"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 
 def resolve_path(option: str | None) -> Path:

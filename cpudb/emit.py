@@ -1,8 +1,9 @@
 """Ready-to-paste configuration for the recommendation: Nova, libvirt, QEMU, Proxmox, KubeVirt.
 
-Each emitter takes the same plain data (a Recommendation, the feature spellings, the Nova
-release) and returns text. Nova and libvirt take libvirt's feature spelling, QEMU and
-Proxmox QEMU's.
+Each emitter takes the same plain data (ConfigInput) and returns text whose first comment names
+the pool and the target it was made for. Nova, libvirt and KubeVirt take libvirt's feature
+spelling, QEMU and Proxmox QEMU's. What each platform accepts is asked of the target
+(cpudb.targets), never decided here.
 """
 
 from __future__ import annotations
@@ -10,19 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cpudb import __version__
-from cpudb.errors import CpudbError
+from cpudb import __version__, targets
+from cpudb.targets import Target
 
 PLATFORMS = ("nova", "libvirt", "qemu", "proxmox", "kubevirt")
-# Nova release names and numbers: Rocky (18) takes any extra flag, Train (20) a list of models,
-# Wallaby (23) '+flag'/'-flag', 2023.1 (27) checks with compareHypervisorCPU.
-NOVA_RELEASES = {
-    "queens": 17, "rocky": 18, "stein": 19, "train": 20, "ussuri": 21, "victoria": 22, "wallaby": 23,
-    "xena": 24, "yoga": 25, "zed": 26, "antelope": 27, "2023.1": 27, "bobcat": 28, "2023.2": 28,
-    "caracal": 29, "2024.1": 29, "dalmatian": 30, "2024.2": 30, "epoxy": 31, "2025.1": 31,
-    "flamingo": 32, "2025.2": 32, "gazpacho": 33, "2026.1": 33,
-}
-ROCKY, TRAIN, WALLABY, ANTELOPE = 18, 20, 23, 27
 
 
 @dataclass(frozen=True)
@@ -32,75 +24,84 @@ class ConfigInput:
     model: str  # versioned QEMU name
     model_alias: str  # the name libvirt, Nova and KubeVirt get
     qemu_model: str  # the name QEMU's -cpu gets
-    proxmox_model: str  # the reported-model Proxmox gets
+    proxmox_model: str | None  # the reported-model Proxmox gets (None: Proxmox cannot name it)
     add: tuple[tuple[str, str], ...]  # (QEMU name, libvirt name) to turn on
     remove: tuple[tuple[str, str], ...]  # to turn off: missing on some host, or nested not everywhere
     kvm_dropped: tuple[tuple[str, str], ...]  # in the model but KVM cannot provide them
     pool: str  # the selection, for comments
-    nova_release: str | None = None
+    target: Target
+    uses_kvm_features: tuple[str, ...] = ()  # extra flags KVM provides beyond some host's own CPU
+    libvirt_first: str | None = None  # first libvirt with the versioned name
+    proxmox_builtin: str | None = None  # a Proxmox built-in type that is exactly this CPU
+
+    @property
+    def disabled(self) -> tuple[tuple[str, str], ...]:
+        return self.remove + self.kvm_dropped
 
 
-def nova_number(release: str) -> int:
-    """A Nova release name (rocky, wallaby, 2024.1) or major version (23.0.0) as its major number."""
-    key = release.strip().lower()
-    if key in NOVA_RELEASES:
-        return NOVA_RELEASES[key]
-    match = re.match(r"^(\d+)(\.\d+)*$", key)
-    if match and 10 <= int(match.group(1)) <= 60:
-        return int(match.group(1))
-    known = ", ".join(name for name in NOVA_RELEASES if not name[0].isdigit())
-    raise CpudbError(f"unknown Nova release {release!r} (a name such as {known}, 2024.1, or a version such as 23.0.0)")
+def _header(config: ConfigInput, comment: str = "#") -> str:
+    return f"{comment} cpudb {__version__}: pool {config.pool}; target {config.target.label}"
 
 
-def nova_can_disable(release: str) -> bool:
-    return nova_number(release) >= WALLABY
+def nova_needs(config: ConfigInput) -> tuple[tuple[int, int, int], str]:
+    """The oldest Nova this configuration starts on, and why."""
+    rules = targets.rules()
+    if config.remove or config.uses_kvm_features:
+        why = []
+        if config.remove:
+            why.append(f"it disables {', '.join(lv for _, lv in config.remove)}, which some host lacks")
+        if config.uses_kvm_features:
+            why.append(f"KVM, not every host's CPU, provides {', '.join(config.uses_kvm_features)}")
+        backports = "".join(f" or {targets.shown(b)}" for b in rules.nova_hypervisor_compare_backports)
+        return rules.nova_hypervisor_compare_since, (
+            f"{targets.shown(rules.nova_hypervisor_compare_since)}{backports}: " + "; ".join(why)
+        )
+    if config.kvm_dropped:
+        return rules.nova_disable_since, f"{targets.shown(rules.nova_disable_since)} to write '-flag' (older Nova: leave them out)"
+    return rules.nova_models_list_since, f"{targets.shown(rules.nova_models_list_since)}"
 
 
 def nova(config: ConfigInput) -> str:
-    release = nova_number(config.nova_release) if config.nova_release else None
-    lines = [
-        "[libvirt]",
-        f"# cpudb {__version__}: pool {config.pool}",
-        "cpu_mode = custom",
-    ]
-    if release is not None and release < TRAIN:
-        lines.append(f"cpu_model = {config.model_alias}")
-    else:
-        lines.append(f"cpu_models = {config.model_alias}")
+    rules = targets.rules()
+    target = config.target
+    release = target.nova_version
+    lines = ["[libvirt]", _header(config)]
+    if release is None:
+        _, why = nova_needs(config)
+        lines.append(f"# Nova is not part of this target: this needs Nova {why}")
+    lines.append("cpu_mode = custom")
+    key = "cpu_models" if release is None or release >= rules.nova_models_list_since else "cpu_model"
+    lines.append(f"{key} = {config.model_alias}")
     flags = [libvirt.lower() for _, libvirt in config.add]
-    if config.remove:
-        if release is not None and release < WALLABY:
-            lines.append(
-                "# Nova before Wallaby cannot disable features: "
-                + ", ".join(lv for _, lv in config.remove)
-                + " must be turned off another way, or pick a model that needs no disabling"
-            )
-        else:
-            flags += ["-" + libvirt.lower() for _, libvirt in config.remove]
-    if flags:
-        if release is not None and release < ROCKY:
-            lines.append("# Nova before Rocky accepts only pcid (and a few mitigation flags) as extra flags")
-        lines.append(f"cpu_model_extra_flags = {', '.join(flags)}")
-    if config.kvm_dropped:
+    if target.nova_can_disable:
+        flags += ["-" + libvirt.lower() for _, libvirt in config.disabled]
+    elif config.kvm_dropped:
         lines.append(
             "# not listed: " + ", ".join(lv for _, lv in config.kvm_dropped)
-            + " (in QEMU's model, but KVM cannot provide them; QEMU leaves them out)"
+            + f" (in the model, but KVM cannot provide them and drops them; Nova before "
+            f"{targets.shown(rules.nova_disable_since)} cannot write '-flag')"
         )
-    if release is None or release >= ANTELOPE:
-        lines.append("# nova-compute checks this against each host with libvirt compareHypervisorCPU at start-up")
-    else:
-        lines.append("# nova-compute checks this against each host with libvirt compareCPU at start-up")
+    if flags:
+        lines.append(f"cpu_model_extra_flags = {', '.join(flags)}")
+    if release is not None:
+        how = ("compareCPU: the model, then each flag, against the host's own CPU" if target.nova_compares_host_cpu
+               else "compareHypervisorCPU: the model with every flag, against what KVM can give")
+        lines.append(f"# nova-compute {targets.shown(release)} checks this on each host at start-up with {how}")
     return "\n".join(lines) + "\n"
 
 
 def libvirt_xml(config: ConfigInput) -> str:
-    lines = [
-        f"<!-- cpudb {__version__}: pool {_xml_comment(config.pool)} -->",
-        "<cpu mode='custom' match='exact' check='full'>",
-        f"  <model fallback='forbid'>{_xml_text(config.model_alias)}</model>",
-    ]
+    check = targets.rules().libvirt_check
+    lines = [f"<!-- {_xml_comment(_header(config, '')[1:])} -->"]
+    if config.target.libvirt is None:
+        lines.append(
+            f"<!-- libvirt is not part of this target: the name {_xml_comment(config.model_alias)} needs libvirt "
+            f"{config.libvirt_first or 'with -vN names'} or newer -->"
+        )
+    lines.append(f"<cpu mode='custom' match='exact' check='{check}'>")
+    lines.append(f"  <model fallback='forbid'>{_xml_text(config.model_alias)}</model>")
     lines += [f"  <feature policy='require' name='{libvirt}'/>" for _, libvirt in config.add]
-    lines += [f"  <feature policy='disable' name='{libvirt}'/>" for _, libvirt in config.remove + config.kvm_dropped]
+    lines += [f"  <feature policy='disable' name='{libvirt}'/>" for _, libvirt in config.disabled]
     lines.append("</cpu>")
     return "\n".join(lines) + "\n"
 
@@ -108,19 +109,24 @@ def libvirt_xml(config: ConfigInput) -> str:
 def qemu(config: ConfigInput) -> str:
     parts = [config.qemu_model]
     parts += [f"+{q}" for q, _ in config.add]
-    parts += [f"-{q}" for q, _ in config.remove + config.kvm_dropped]
+    parts += [f"-{q}" for q, _ in config.disabled]
     parts.append("enforce")
-    return "-cpu " + ",".join(parts) + "\n"
+    return _header(config) + "\n-cpu " + ",".join(parts) + "\n"
 
 
 def proxmox(config: ConfigInput) -> str:
+    header = _header(config)
+    if config.proxmox_model is None:
+        return (
+            f"{header}\n# no Proxmox VE configuration: qemu-server has no reported-model for {config.model}"
+            " (run with --target proxmox-8 for a model Proxmox VE names)\n"
+        )
     name = "cpudb-" + (re.sub(r"[^a-z0-9-]+", "-", config.pool.lower()).strip("-")[:40] or "pool")
-    flags = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.remove + config.kvm_dropped]
-    lines = [
-        f"# /etc/pve/virtual-guest/cpu-models.conf (cpudb {__version__}: pool {config.pool})",
-        f"# use it in a VM as: cpu: custom-{name}",
-        f"cpu-model: {name}",
-    ]
+    flags = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.disabled]
+    lines = [header, "# /etc/pve/virtual-guest/cpu-models.conf", f"# use it in a VM as: cpu: custom-{name}"]
+    if config.proxmox_builtin:
+        lines.append(f"# the same CPU as Proxmox VE's built-in type: cpu: {config.proxmox_builtin}")
+    lines.append(f"cpu-model: {name}")
     if flags:
         lines.append(f"    flags {';'.join(flags)}")
     lines.append(f"    reported-model {config.proxmox_model}")
@@ -128,14 +134,15 @@ def proxmox(config: ConfigInput) -> str:
 
 
 def kubevirt(config: ConfigInput) -> str:
-    lines = [
-        f"# cpudb {__version__}: pool {config.pool}",
-        "spec:",
-        "  domain:",
-        "    cpu:",
-        f"      model: {config.model_alias}",
-    ]
-    features = [(lv, "require") for _, lv in config.add] + [(lv, "disable") for _, lv in config.remove + config.kvm_dropped]
+    rules = targets.rules()
+    family = re.sub(r"-v\d+$", "", config.model_alias)
+    if rules.kubevirt_obsolete_model(family):
+        return (
+            f"{_header(config)}\n# no KubeVirt configuration: {config.model_alias} is one of KubeVirt's obsolete CPU "
+            "models, so no node is labelled for it and the VMI is never scheduled (use --target kubevirt-1.5)\n"
+        )
+    lines = [_header(config), "spec:", "  domain:", "    cpu:", f"      model: {config.model_alias}"]
+    features = [(lv, "require") for _, lv in config.add] + [(lv, "disable") for _, lv in config.disabled]
     if features:
         lines.append("      features:")
         for name, policy in features:

@@ -77,6 +77,7 @@ _ROW_FIELDS = (
     "host", "sha256", "source_path", "source_format", "collected_at", "kernel", "vendor", "model_name",
     "family", "model", "stepping", "microcode", "sockets", "cores_per_socket", "threads_per_core",
     "hypervisor_vendor", "is_guest", "flags", "guest_flags", "guest_source", "notes", "extra",
+    "qemu_version", "libvirt_version", "nova_version",
 )
 _FLAGS, _GUEST_FLAGS, _NOTES, _EXTRA = (_ROW_FIELDS.index(n) for n in ("flags", "guest_flags", "notes", "extra"))
 STORE_BATCH = 10_000  # dumps inserted per statement: bounded memory, few round trips
@@ -90,6 +91,7 @@ def to_row(dump: HostDump) -> Row:
         _flag_text(dump.flags), _flag_text(dump.guest_features) if dump.guest_features is not None else None,
         dump.guest_source, "; ".join(dump.notes) or None,
         tuple((line.kind, line.name, line.value) for line in dump.extra),
+        dump.qemu_version, dump.libvirt_version, dump.nova_version,
     )
 
 
@@ -311,4 +313,7 @@ _DUMP_COLUMNS = (
     "guest_flagset_id",
     "guest_source",
     "notes",
+    "qemu_version",
+    "libvirt_version",
+    "nova_version",
 )

@@ -26,7 +26,8 @@ DUMP_SUFFIXES = (
 
 _FLAG_TOKEN = re.compile(r"^[a-z0-9_]+$")
 _CONTROL_CHAR = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters but tab, newlines, form feed
-_HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector|qemu|libvirt|nova)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+_STACK_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 _CPUID_R = re.compile(r"^\s*0x[0-9a-f]{8} 0x[0-9a-f]{2}: eax=0x", re.IGNORECASE)
 _LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
 _CPUINFO_LINE = re.compile(r"^([^:\t]+?)\s*:\s?(.*?)\s*$")
@@ -80,6 +81,10 @@ class HostDump:
     hypervisor_vendor: str | None = None
     kernel: str | None = None
     collected_at: datetime | None = None
+    # The virtualization stack collect found on the host (qemu-system-x86_64, libvirt, nova-compute).
+    qemu_version: str | None = None
+    libvirt_version: str | None = None
+    nova_version: str | None = None
     extra: tuple[ExtraLine, ...] = ()
     notes: tuple[str, ...] = ()
     # The guest view (QEMU feature names) when the dump carries one: libvirt's domcapabilities
@@ -105,6 +110,9 @@ class _Header:
     host: str | None = None
     collected_at: datetime | None = None
     kernel: str | None = None
+    qemu: str | None = None
+    libvirt: str | None = None
+    nova: str | None = None
 
 
 @dataclass
@@ -182,6 +190,9 @@ def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset
         **{name: getattr(fields, name) for name in FACTS},
         kernel=header.kernel,
         collected_at=header.collected_at,
+        qemu_version=header.qemu,
+        libvirt_version=header.libvirt,
+        nova_version=header.nova,
         extra=tuple(fields.extra),
         notes=tuple(fields.notes),
         guest_features=fields.guest_features,
@@ -231,6 +242,10 @@ def _read_header(lines: list[str], source: str) -> tuple[_Header, int]:
             header.kernel = value or None
         elif key == "collector":
             pass  # which cpudb wrote the file: informative only
+        elif key in ("qemu", "libvirt", "nova"):
+            if value and not _STACK_VERSION.match(value):
+                raise DumpParseError(source, f"{key}: {value!r} is not a version number such as 7.2.0", index + 1)
+            setattr(header, key, value or None)
         else:
             header.collected_at = _parse_time(value, source, index + 1)
         index += 1

@@ -18,7 +18,7 @@ from cpudb.errors import CpudbError, UnknownFlagError, UnknownModelError
 from cpudb.levels import LEVELS, level_of, systems_allowed, systems_excluded
 from cpudb.lookup import flag_info, resolve_model
 from cpudb.queries import sql
-from cpudb.report import family_of
+from cpudb.families import family_of
 
 
 # --- levels ----------------------------------------------------------------------------------
@@ -187,10 +187,10 @@ class Step:
 
 
 @dataclass(frozen=True)
-class TargetResult:
-    target: str
+class GoalResult:
+    goal: str
     reached_now: bool
-    retire: tuple[tuple[str, int, str, str], ...]  # (profile, hosts, cpu, why it fails the target)
+    retire: tuple[tuple[str, int, str, str], ...]  # (profile, hosts, cpu, why it fails the goal)
     hosts_retired: int
     hosts_kept: int
     reachable: bool
@@ -202,7 +202,7 @@ class Limits:
     guest_features: int  # settable features every host shares now
     retirements: tuple[Retirement, ...]  # leave-one-out, most gain first
     steps: tuple[Step, ...]  # greedy: retire the profile that gains most, again and again
-    target: TargetResult | None
+    goal: GoalResult | None
 
 
 def _profile_features(conn: duckdb.DuckDBPyConnection) -> dict[int, frozenset[str]]:
@@ -212,11 +212,11 @@ def _profile_features(conn: duckdb.DuckDBPyConnection) -> dict[int, frozenset[st
 def limits(
     conn: duckdb.DuckDBPyConnection,
     selection: str,
-    target: str = "",
+    goal: str = "",
     options: Options = Options(),
     result: Baseline | None = None,
 ) -> Limits:
-    """Leave-one-out gains per profile, a greedy retire sequence, and the profiles a target needs retired.
+    """Leave-one-out gains per profile, a greedy retire sequence, and the profiles a goal needs retired.
 
     ``result`` is the baseline just computed for the same selection, when the caller has one.
     """
@@ -246,12 +246,12 @@ def limits(
         best = max(sorted(left), key=lambda i: (len(shared(left - {i})), -profiles[i].n_hosts))
         left.discard(best)
         steps.append(Step(f"P{best}", sum(profiles[i].n_hosts for i in left), len(shared(left))))
-    found = _target(conn, target, result, features, cpus) if target.strip() else None
+    found = _goal(conn, goal, result, features, cpus) if goal.strip() else None
     return Limits(result.selection, len(common), tuple(retirements), tuple(steps), found)
 
 
-def _target(conn, text: str, result: Baseline, features: dict[int, frozenset[str]], cpus) -> TargetResult:
-    """Profiles that fail any target item: a target is reached exactly when every remaining one meets it."""
+def _goal(conn, text: str, result: Baseline, features: dict[int, frozenset[str]], cpus) -> GoalResult:
+    """Profiles that fail any goal item: a goal is reached exactly when every remaining one meets it."""
     failing: dict[int, list[str]] = {}
     profile_flags = _profile_flags(conn)
     for item in [i for i in re.split(r"[\s,]+", text.strip()) if i]:
@@ -279,8 +279,8 @@ def _target(conn, text: str, result: Baseline, features: dict[int, frozenset[str
         for p, reasons in sorted(failing.items())
     )
     retired = sum(by_id[p].n_hosts for p in failing)
-    return TargetResult(
-        target=text.strip(),
+    return GoalResult(
+        goal=text.strip(),
         reached_now=not failing,
         retire=retire,
         hosts_retired=retired,
@@ -307,7 +307,7 @@ def _as_feature(conn, item: str) -> str:
     except UnknownFlagError:
         entries = []
     if not entries:
-        raise CpudbError(f"target {item!r} is not a CPU model, an x86-64 level (v2, v3, v4) or a guest feature flag")
+        raise CpudbError(f"goal {item!r} is not a CPU model, an x86-64 level (v2, v3, v4) or a guest feature flag")
     return entries[0].qemu
 
 
@@ -315,7 +315,10 @@ def _model_failures(conn, model: str) -> dict[int, list[str]]:
     """For a model of the last baseline's candidates: profile -> features it lacks."""
     rows = conn.execute(sql("baseline-model-lacking"), {"model": model}).fetchall()
     if not rows and not conn.execute(sql("baseline-is-candidate"), {"model": model}).fetchone():
-        raise CpudbError(f"{model} is not a candidate for this pool (32-bit, or not offered by the chosen QEMU/libvirt)")
+        raise CpudbError(
+            f"{model} is not a candidate for this pool's target (32-bit, or its QEMU, libvirt or Proxmox cannot name it, "
+            "or KubeVirt calls it obsolete; see --target)"
+        )
     failing: dict[int, list[str]] = {}
     for feature, lacking in rows:
         for p in lacking:

@@ -7,23 +7,22 @@ given a URL fetcher that refuses everything, so rendering never touches the netw
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import cache
 from pathlib import Path
 
 import duckdb
 
 from cpudb import __version__, catalog, charts
 from cpudb.baseline import Baseline, Options, RankedModel, compute, configs
-from cpudb.errors import CatalogError, OutputError
+from cpudb.errors import OutputError
+from cpudb.families import families, family_of
 from cpudb.fleet import HostRow, selected_hosts
 from cpudb.levels import level_of, systems_allowed, systems_excluded
 from cpudb.queries import sql
-from cpudb.resources import data_path, resource_dir
+from cpudb.resources import resource_dir
 
 PAPER_SIZES = ("A4", "Letter")
 # Above this many hosts the appendix lists the first hosts of each profile, not every host,
@@ -63,10 +62,10 @@ class RankingRow:
     model: str
     name_in_configs: str
     vendor: str
-    coverage: float
+    edits: int
     extra: int
     disabled: tuple[str, ...]
-    compatible: bool
+    usable: bool
     why: str  # why it ranks below the recommendation
 
 
@@ -114,7 +113,6 @@ class ReportContext:
     matrix_hidden: int  # differing flags left out of the matrix (not guest features)
     losses: charts.BarChart
     ranking: tuple[RankingRow, ...]
-    near_misses: tuple[RankingRow, ...]
     libvirt_choice: str
     configs: dict[str, str] | None
     unverifiable_msr: tuple[str, ...]
@@ -126,37 +124,6 @@ class ReportContext:
     input_digest: str
     drift: object | None = None  # drift.DriftView: snapshots that changed, and outliers
     planning: PlanningView | None = None
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    notable: bool
-    patterns: tuple[str, ...]
-
-
-@cache
-def families() -> tuple[Family, ...]:
-    """Groups of flags for the matrix, from data/flag_families.yaml."""
-    import yaml
-
-    path = data_path("flag_families.yaml")
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    try:
-        found = tuple(
-            Family(str(f["name"]), bool(f["notable"]), tuple(str(p) for p in f["patterns"]))
-            for f in document["families"]
-            if set(f) == {"name", "notable", "patterns"}
-        )
-    except (KeyError, TypeError) as exc:
-        raise CatalogError(f"{path}: expected 'families' with name, notable and patterns ({exc})") from None
-    if len(found) != len(document["families"]) or not found or found[-1].patterns != ("*",):
-        raise CatalogError(f"{path}: every family needs exactly name, notable, patterns; the last must be '*'")
-    return found
-
-
-def family_of(flag: str) -> Family:
-    return next(f for f in families() if any(fnmatch.fnmatchcase(flag, p) for p in f.patterns))
 
 
 def short_cpu(name: str) -> str:
@@ -253,7 +220,6 @@ def build_context(
         matrix_hidden=hidden,
         losses=losses,
         ranking=tuple(_ranking_rows(result)),
-        near_misses=tuple(_row(m, result.recommended and _ranked(result, result.recommended.model)) for m in result.near_misses),
         libvirt_choice=_libvirt_choice(result),
         configs=the_configs,
         unverifiable_msr=tuple(f for f in (rec.unverifiable if rec else ()) if not f.startswith("vmx-")),
@@ -329,22 +295,22 @@ def _ranked(result: Baseline, model: str) -> RankedModel:
 
 
 def _why(model: RankedModel, best: RankedModel | None) -> str:
-    if not model.compatible:
-        lacking = ", ".join(f"{f} ({model.missing_counts[f]} host{'s' if model.missing_counts[f] != 1 else ''})" for f in list(model.missing)[:4])
+    if not model.usable:
+        if model.unnameable:
+            return f"cannot name {', '.join(model.unnameable)} to turn off"
+        lacking = ", ".join(f"{f} ({model.missing_counts[f]} host{'s' if model.missing_counts[f] != 1 else ''})"
+                            for f in list(model.missing)[:4])
         more = f" and {len(model.missing) - 4} more" if len(model.missing) > 4 else ""
-        return f"needs {lacking}{more}"
+        return f"the target's Nova checks the bare model on each host, which lacks {lacking}{more}"
     if best is None or model.model == best.model:
         return "recommended"
-    if model.coverage < best.coverage - 1e-9:
-        return f"covers less of the common features: {model.coverage:.0%} (+{len(model.extra_flags) - len(best.extra_flags)} extra flags)"
-    if len(model.extra_flags) > len(best.extra_flags):
-        return f"needs {len(model.extra_flags) - len(best.extra_flags)} more extra flag(s)"
-    disabled = len(model.kvm_disabled) + len(model.nested_disabled)
-    if disabled > len(best.kvm_disabled) + len(best.nested_disabled):
-        return f"has features KVM cannot provide or not every host nests: {' '.join(model.disabled_flags)}"
+    if model.edits > best.edits:
+        return f"{model.edits - best.edits} more edit(s)"
+    if best.vendor_match and not model.vendor_match:
+        return "same edits, not the pool's vendor"
     if model.age < best.age:
-        return "older version, same result"
-    return "other vendor, same result" if not model.vendor_match else "same result"
+        return "same edits, older"
+    return "same edits, generic" if model.generic else "same edits"
 
 
 def _row(model: RankedModel, best: RankedModel | None) -> RankingRow:
@@ -352,32 +318,38 @@ def _row(model: RankedModel, best: RankedModel | None) -> RankingRow:
         model=model.model,
         name_in_configs=model.alias,
         vendor=model.vendor,
-        coverage=model.coverage,
+        edits=model.edits,
         extra=len(model.extra_flags),
         disabled=model.disabled_flags,
-        compatible=model.compatible,
+        usable=model.usable,
         why=_why(model, best),
     )
 
 
 def _ranking_rows(result: Baseline) -> list[RankingRow]:
     best = _ranked(result, result.recommended.model) if result.recommended else None
-    rows = [_row(m, best) for m in result.ranking if m.compatible][:TOP_MODELS]
+    rows = [_row(m, best) for m in result.ranking if m.usable][:TOP_MODELS]
     if not rows:
         rows = [_row(m, best) for m in result.ranking[:TOP_MODELS]]
     return rows
+
+
+def _libvirt_score(model: RankedModel) -> int:
+    """libvirt's baseline cost: +1 per added feature, k+1 for the k-th disabled one."""
+    disabled = len(model.missing) + len(model.nested_disabled)
+    return len(model.extra_flags) + sum(k + 1 for k in range(1, disabled + 1))
 
 
 def _libvirt_choice(result: Baseline) -> str:
     """The model libvirt's own baseline would likely pick: lowest cost among same-vendor candidates."""
     if len({p.vendor_group for p in result.profiles}) > 1:
         return "nothing: it refuses pools of mixed vendors ('CPU vendors do not match')"
-    candidates = [m for m in result.ranking if m.vendor_match and (m.compatible or m.near_miss)]
+    candidates = [m for m in result.ranking if m.vendor_match and m.usable]
     if not candidates:
         return "no model of the hosts' vendor"
-    best = min(candidates, key=lambda m: (m.libvirt_score, -m.age))
+    best = min(candidates, key=lambda m: (_libvirt_score(m), -m.age))
     disabled = f", disabling {' '.join(best.missing)}" if best.missing else ""
-    return f"{best.model}{disabled} (cost {best.libvirt_score}: +1 per added feature, k+1 for the k-th disabled one)"
+    return f"{best.model}{disabled} (cost {_libvirt_score(best)}: +1 per added feature, k+1 for the k-th disabled one)"
 
 
 def _verify_command(result: Baseline, db_label: str) -> str:

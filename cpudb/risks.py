@@ -93,7 +93,7 @@ def _names(hosts: Sequence[str], limit: int = 8, total: int | None = None) -> st
     return shown + (f" and {total - limit} more" if total > limit else "")
 
 
-def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Finding]:
+def pool_warnings(conn, facts: Pool, recommended, ranking, target, held_back=()) -> list[Finding]:
     """Everything an operator should read before trusting the recommendation."""
     warnings: list[Finding] = []
 
@@ -127,11 +127,25 @@ def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Find
     warnings += [Finding("risk", t) for t in _unknown_flags(conn)]
     for parser_note, count, first in conn.execute(sql("selected-notes")).fetchall():
         note(f"{first[0]}: {parser_note}" if count == 1 else f"{parser_note} ({count} hosts: {_names(first, total=count)})")
+    unnamed = [f for f, why in held_back if why == "name"]
+    pmu = [f for f, why in held_back if why == "pmu"]
+    if unnamed:
+        note(
+            f"every host has {', '.join(unnamed)}, but {target.name} ({', '.join(f'{c} {v}' for c, v in target.components)}) "
+            f"has no name for {'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags"
+        )
+    if pmu:
+        note(
+            f"every host has {', '.join(pmu)}, which follow{'s' if len(pmu) == 1 else ''} the guest's PMU (QEMU drops "
+            f"{'it' if len(pmu) == 1 else 'them'} without one): not a stable migration feature, offered only with --pmu"
+        )
     if recommended is None:
-        near = [m for m in ranking if m.near_miss][:3]
-        hint = "; closest: " + "; ".join(f"{m.model} without {', '.join(m.missing)}" for m in near) if near else ""
-        risk(f"no CPU model is compatible with every selected host{hint}")
+        closest = [m for m in ranking if not m.usable][:3]
+        hint = "; ".join(f"{m.model} ({_why_unusable(m, target)})" for m in closest)
+        risk(f"no CPU model of {target.name} is usable on every selected host" + (f"; closest: {hint}" if hint else ""))
         return warnings
+    chosen = next(m for m in ranking if m.model == recommended.model)
+    warnings += [Finding("risk", t) for t in _blind_spots(conn, chosen)]
     if recommended.nested_disabled:
         note(
             f"{recommended.model} contains nested-virtualization features that not every host offers; "
@@ -145,10 +159,11 @@ def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Find
             "then need kvm_amd/kvm_intel nested=1 on every host"
         )
     if recommended.kvm_disabled:
+        one = len(recommended.kvm_disabled) == 1
         note(
-            f"{', '.join(recommended.kvm_disabled)} {'is' if len(recommended.kvm_disabled) == 1 else 'are'} part of "
-            f"{recommended.model} but KVM cannot give {'it' if len(recommended.kvm_disabled) == 1 else 'them'} to "
-            "guests; the configs turn it off (QEMU with 'enforce' would refuse to start otherwise)"
+            f"{', '.join(recommended.kvm_disabled)} {'is' if one else 'are'} part of {recommended.model} but KVM cannot "
+            f"give {'it' if one else 'them'} to guests; the configs turn {'it' if one else 'them'} off (QEMU with "
+            "'enforce' would refuse to start otherwise)"
         )
     msr = [f for f in recommended.unverifiable if not f.startswith("vmx-")]
     vmx = [f for f in recommended.unverifiable if f.startswith("vmx-")]
@@ -162,11 +177,6 @@ def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Find
             f"{len(vmx)} vmx-* capabilities of {recommended.model} cannot be verified from lscpu; they matter only "
             "for nested VMX guests"
         )
-    if not options.libvirt and not options.libvirt_map and recommended.model_alias.rsplit("-v", 1)[-1].isdigit():
-        note(
-            f"configs name the model {recommended.model_alias}: versioned names need libvirt 10.10 or newer "
-            "(pass --libvirt 9.0 for Debian 12's libvirt, or --libvirt-map for yours)"
-        )
     extra_libvirt = conn.execute(sql("baseline-libvirt-extra"), {"model": recommended.model}).fetchall()
     if extra_libvirt:
         note(
@@ -174,6 +184,46 @@ def pool_warnings(conn, facts: Pool, recommended, ranking, options) -> list[Find
             f"{', '.join(f for (f,) in extra_libvirt)} (not in QEMU's model): libvirt and Nova check hosts for it"
         )
     return warnings
+
+
+def _why_unusable(model, target) -> str:
+    if model.unnameable:
+        return f"{target.name} cannot name {', '.join(model.unnameable)} to disable"
+    lacking = ", ".join(f"{f} ({model.missing_counts[f]} host{'s' if model.missing_counts[f] != 1 else ''})"
+                        for f in list(model.missing)[:4])
+    return f"Nova {target.nova} checks the bare model on each host's own CPU, which lacks {lacking}"
+
+
+def blind_spots() -> dict[str, dict[str, str]]:
+    """Flags some kernels never print (data/kernel_blind_spots.yaml)."""
+    import yaml
+
+    from cpudb.resources import data_path
+
+    return yaml.safe_load(data_path("kernel_blind_spots.yaml").read_text(encoding="utf-8"))["flags"]
+
+
+def _blind_spots(conn, chosen) -> list[str]:
+    """A disabled feature whose kernel flag some kernels never print: name the hosts and kernels."""
+    if not chosen.missing:
+        return []
+    spots = blind_spots()
+    spelled = dict(conn.execute(sql("feature-kernel-names")).fetchall())
+    texts = []
+    for feature in sorted(chosen.missing):
+        flag = spelled.get(feature, feature)
+        if flag not in spots:
+            continue
+        hosts, count = chosen.missing[feature], chosen.missing_counts[feature]
+        kernels = dict(conn.execute(sql("selected-kernels"), {"hosts": list(hosts)}).fetchall())
+        who = ", ".join(f"{h} (kernel {kernels[h]})" if kernels.get(h) else h for h in hosts[:5])
+        more = f" and {count - 5} more" if count > 5 else ""
+        texts.append(
+            f"{feature} is disabled because {who}{more} do{'es' if count == 1 else ''} not show {flag}; "
+            f"{spots[flag]['kernel']} never print it although {spots[flag]['cpus']}. 'virsh domcapabilities' "
+            "on such a host (cpudb collect gathers it) shows whether the CPU has it; ingest that to keep it"
+        )
+    return texts
 
 
 def _tsx_and_outliers(conn) -> list[str]:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import duckdb
 
 from cpudb.baseline import expected_guest_flags
-from cpudb.catalog import VENDOR_GROUPS
 from cpudb.errors import UnknownFlagError
 from cpudb.lookup import flag_info, model_features, resolve_model
 from cpudb.parse import HostDump
@@ -61,8 +60,7 @@ def verify(
     own = model_features(conn, model)
     kvm_dropped = {feature for feature, klass in own.items() if klass == "host-only"}
     features = (set(own) | set(extra_flags)) - set(disabled_flags) - kvm_dropped
-    group = VENDOR_GROUPS.get(guest.vendor or "", "intel")
-    expected = set(expected_guest_flags(conn, features, [group]))
+    expected = set(expected_guest_flags(conn, features))
     classes = dict(conn.execute(sql("flag-class-of"), {"flags": sorted(guest.flags)}).fetchall())
     always = SET_BY_QEMU | {
         flag

@@ -20,9 +20,12 @@ GROUP BY d.flagset_id, g.guest_flagset_id, coalesce(v.vendor_group, 'unknown');
 -- name: baseline-have
 -- what each profile has: the features its kernel flags show (vendor-aware) and those its guest
 -- view lists. With a guest view (domcapabilities, raw CPUID), guest-settable features come from
--- it alone: it is exact where lscpu hides bits or shows what KVM cannot give. Features KVM
--- emulates whatever the host has (x2apic, tsc-deadline) count only where the host shows them:
--- nova-compute before 2023.1 checks the configured CPU against the host's own CPUID.
+-- it alone: it is exact where lscpu hides bits or shows what KVM cannot give. Without one, hidden
+-- bits other flags prove count (amd-ssbd with ibrs on AMD). When the target checks against the
+-- hypervisor ($hypervisor), KVM's own gifts count too: the features it emulates on every host
+-- (x2apic, tsc-deadline, ...) and, in pools of both vendors, those it derives from the host
+-- kernel's flags (the AMD-encoded speculation bits on Intel); data/kvm_given.yaml has them all.
+-- Nova before 27 checks the host's own CPU, where KVM's gifts do not count.
 CREATE OR REPLACE TEMP TABLE bl_have AS
 SELECT DISTINCT p.profile, ff.feature
 FROM bl_profiles p
@@ -33,7 +36,19 @@ WHERE p.guest_flagset_id IS NULL OR f.class <> 'guest'
 UNION
 SELECT p.profile, fs.flag AS feature
 FROM bl_profiles p
-JOIN flagset_flags fs ON fs.flagset_id = p.guest_flagset_id;
+JOIN flagset_flags fs ON fs.flagset_id = p.guest_flagset_id
+UNION
+SELECT p.profile, k.feature
+FROM bl_profiles p
+JOIN kvm_given k ON k.vendor = p.vgroup
+LEFT JOIN flagset_flags fs ON fs.flagset_id = p.flagset_id AND fs.flag = k.flag
+WHERE CASE k.kind
+          WHEN 'hidden' THEN p.guest_flagset_id IS NULL
+          WHEN 'emulated' THEN $hypervisor
+          ELSE $hypervisor AND (SELECT count(DISTINCT vgroup) FROM bl_profiles) > 1
+      END
+GROUP BY p.profile, k.rule, k.feature
+HAVING bool_and(k.flag = '' OR fs.flag IS NOT NULL);
 
 -- name: baseline-common
 -- C: the guest-settable features every profile can give (unmigratable ones only when allowed)
@@ -51,15 +66,36 @@ SELECT unnest($models::VARCHAR[]) AS model, unnest($aliases::VARCHAR[]) AS alias
        unnest($definitions::VARCHAR[]) AS definition;
 
 -- name: baseline-vocabulary
--- the QEMU feature names the targeted QEMU and libvirt accept: extra flags must be among them
+-- the QEMU features the target's QEMU and libvirt can name: extra and disabled flags must be among
+-- them. QEMU release X names a feature when a model version X offers contains it, or, for a name
+-- QEMU 7.2 accepts, when no model before 7.2 used it (an old, unmodelled bit such as cmp-legacy)
+-- or X is 7.2 or newer. libvirt release Y names it from its libvirt_since (9.0 names are taken to
+-- hold for the 8.0 floor too); $libvirt_names (an imported cpu_map) replaces that rule.
 CREATE OR REPLACE TEMP TABLE bl_known AS
-SELECT feature FROM features
-WHERE ($qemu_7_2_only IS NOT TRUE OR in_qemu_7_2)
-  AND ($libvirt_names IS NULL OR feature IN (SELECT unnest($libvirt_names::VARCHAR[])));
+WITH first_model AS (
+    SELECT mf.feature, min(m.qemu_first_num) AS first_qemu
+    FROM model_features mf JOIN models m USING (model)
+    WHERE mf.required_by = 'qemu' AND m.origin = 'qemu'
+    GROUP BY mf.feature
+)
+SELECT f.feature
+FROM features f LEFT JOIN first_model fm USING (feature)
+WHERE ((fm.first_qemu IS NOT NULL AND fm.first_qemu <= $qemu)
+       OR (f.in_qemu_7_2 AND (fm.first_qemu IS NULL OR fm.first_qemu > 70200 OR $qemu >= 70200)))
+  AND CASE
+          WHEN $libvirt_names IS NOT NULL THEN list_contains($libvirt_names::VARCHAR[], f.feature)
+          WHEN $libvirt IS NULL THEN true
+          ELSE f.libvirt_since IS NOT NULL AND f.libvirt_since <= greatest($libvirt, 90000)
+      END;
 
 -- name: baseline-unnamed-common
--- common guest features the targeted QEMU or libvirt has no name for (never offered as extras)
-SELECT feature FROM bl_common WHERE feature NOT IN (SELECT feature FROM bl_known) ORDER BY feature;
+-- common guest features no extra flag will carry, and why: the target cannot name them, or they
+-- follow the guest's PMU and are offered only with --pmu
+SELECT feature, CASE WHEN feature IN (SELECT feature FROM bl_known) THEN 'pmu' ELSE 'name' END AS why
+FROM bl_common
+WHERE feature NOT IN (SELECT feature FROM bl_known)
+   OR (NOT $pmu AND list_contains($pmu_features::VARCHAR[], feature))
+ORDER BY why, feature;
 
 -- name: baseline-required-extra
 -- features the libvirt definition of each candidate's config name requires beyond QEMU's model
@@ -108,7 +144,7 @@ standing AS (
            list(profile ORDER BY profile) FILTER (WHERE status = 'no') AS lacking
     FROM judged GROUP BY feature
 )
-SELECT m.model, m.feature, m.by_qemu, f.class,
+SELECT m.model, m.feature, m.by_qemu, f.class, s.lacking_somewhere,
        CASE
            WHEN f.class = 'guest-marker' THEN 'ignored'
            WHEN m.by_qemu AND f.class = 'host-only' THEN 'kvm-disabled'
@@ -121,10 +157,14 @@ SELECT m.model, m.feature, m.by_qemu, f.class,
 FROM merged m JOIN features f USING (feature) JOIN standing s USING (feature);
 
 -- name: baseline-ranking
--- every candidate with its verdict lists, extra flags (C minus the model), coverage of C and
--- the keys it is ranked by: compatible, coverage, fewer extras, fewer disabled, newer, same vendor
-WITH c AS (SELECT count(*) AS n FROM bl_common),
-model_qemu AS (
+-- every candidate with what a config must change: extra flags (C minus the model, nameable, PMU
+-- ones only with $pmu) and disabled ones (missing on some host, or KVM cannot give them, or
+-- nested virtualization not on every host). Every usable candidate gives guests the same
+-- features, so they rank by edits, then the pool's vendor, then newer, then named over
+-- generic. A candidate is unusable when a flag it must disable has no name in the target, or
+-- when the target compares the bare model with each host's own CPU (Nova before 27) and a
+-- model feature is missing on some host.
+WITH model_qemu AS (
     SELECT c.model, mf.feature FROM bl_config c JOIN model_features mf ON mf.model = c.model AND mf.required_by = 'qemu'
 ),
 per_model AS (
@@ -133,7 +173,9 @@ per_model AS (
            list(feature ORDER BY feature) FILTER (WHERE verdict = 'unverifiable') AS unverifiable,
            list(feature ORDER BY feature) FILTER (WHERE verdict = 'kvm-disabled') AS kvm_disabled,
            list(feature ORDER BY feature) FILTER (WHERE verdict = 'nested-disabled') AS nested_disabled,
-           bool_and(verdict <> 'missing' OR class IN ('guest', 'unmigratable', 'nested')) AS missing_settable
+           list(feature ORDER BY feature) FILTER (WHERE verdict IN ('missing', 'kvm-disabled', 'nested-disabled')
+                                                  AND feature NOT IN (SELECT feature FROM bl_known)) AS unnameable,
+           bool_or(lacking_somewhere AND verdict IN ('missing', 'kvm-disabled', 'nested-disabled')) AS lacking_on_host
     FROM bl_status GROUP BY model
 ),
 extras AS (
@@ -141,31 +183,31 @@ extras AS (
     FROM bl_config c CROSS JOIN bl_common bc
     WHERE NOT EXISTS (SELECT 1 FROM model_qemu q WHERE q.model = c.model AND q.feature = bc.feature)
       AND bc.feature IN (SELECT feature FROM bl_known)
+      AND ($pmu OR NOT list_contains($pmu_features::VARCHAR[], bc.feature))
     GROUP BY c.model
 ),
-covered AS (
-    SELECT q.model, count(*) AS n FROM model_qemu q JOIN bl_common bc USING (feature) GROUP BY q.model
-),
-pool_vendors AS (SELECT list(DISTINCT vgroup) AS groups FROM bl_profiles)
-SELECT cfg.model, cfg.alias, m.vendor, m.generic, m.age, m.origin, m.base,
-       coalesce(pm.missing, []) AS missing,
-       coalesce(pm.unverifiable, []) AS unverifiable,
-       coalesce(pm.kvm_disabled, []) AS kvm_disabled,
-       coalesce(pm.nested_disabled, []) AS nested_disabled,
-       coalesce(e.extra, []) AS extra,
-       CASE WHEN (SELECT n FROM c) = 0 THEN 1.0 ELSE coalesce(cv.n, 0) / (SELECT n FROM c) END AS coverage,
-       len(coalesce(pm.missing, [])) = 0 AS compatible,
-       coalesce(pm.missing_settable, true) AS missing_settable,
-       NOT m.generic AND list_contains((SELECT groups FROM pool_vendors), coalesce(v.vendor_group, '')) AS vendor_match
-FROM bl_config cfg
-JOIN models m USING (model)
-LEFT JOIN vendors v ON v.vendor = m.vendor
-LEFT JOIN per_model pm USING (model)
-LEFT JOIN extras e USING (model)
-LEFT JOIN covered cv USING (model)
-ORDER BY compatible DESC, coverage DESC, len(extra) ASC,
-         len(coalesce(pm.kvm_disabled, [])) + len(coalesce(pm.nested_disabled, [])) ASC,
-         m.age DESC, vendor_match DESC, cfg.model;
+pool_vendors AS (SELECT list(DISTINCT vgroup) AS groups FROM bl_profiles),
+judged AS (
+    SELECT cfg.model, cfg.alias, m.vendor, m.generic, m.age,
+           coalesce(pm.missing, []) AS missing,
+           coalesce(pm.unverifiable, []) AS unverifiable,
+           coalesce(pm.kvm_disabled, []) AS kvm_disabled,
+           coalesce(pm.nested_disabled, []) AS nested_disabled,
+           coalesce(e.extra, []) AS extra,
+           coalesce(pm.unnameable, []) AS unnameable,
+           coalesce(pm.lacking_on_host, false) AS lacking_on_host,
+           NOT m.generic AND list_contains((SELECT groups FROM pool_vendors), coalesce(v.vendor_group, '')) AS vendor_match
+    FROM bl_config cfg
+    JOIN models m USING (model)
+    LEFT JOIN vendors v ON v.vendor = m.vendor
+    LEFT JOIN per_model pm USING (model)
+    LEFT JOIN extras e USING (model)
+)
+SELECT *,
+       len(extra) + len(missing) + len(kvm_disabled) + len(nested_disabled) AS edits,
+       len(unnameable) = 0 AND ($disable_missing OR NOT lacking_on_host) AS usable
+FROM judged
+ORDER BY usable DESC, edits ASC, vendor_match DESC, age DESC, generic ASC, model;
 
 -- name: baseline-missing-hosts
 -- for each missing feature of each candidate, the profiles that lack it
@@ -204,14 +246,13 @@ WHERE NOT EXISTS (SELECT 1 FROM flagset_flags fs WHERE fs.flagset_id = d.flagset
 GROUP BY f.flag;
 
 -- name: guest-flags
--- the kernel flags a guest with the QEMU features $features would print, with the vendor group
--- each applies to ('any' for direct names) and its class
-SELECT ff.flag, ff.vendor, fc.class
-FROM flag_features ff JOIN flag_classes fc USING (flag)
-WHERE ff.current
-  AND ff.feature IN (SELECT unnest($features::VARCHAR[]))
+-- the kernel flags (current spelling) a guest with the QEMU features $features would print, with
+-- their class: a guest kernel computes its summary flags from any vendor's bit
+SELECT DISTINCT fs.flag, fc.class
+FROM flag_sources fs JOIN flag_classes fc USING (flag)
+WHERE fs.feature IN (SELECT unnest($features::VARCHAR[]))
   AND fc.class IN ('guest', 'unmigratable', 'nested')
-ORDER BY ff.flag;
+ORDER BY fs.flag;
 
 -- name: baseline-libvirt-extra
 -- the features libvirt's definition of $model's config name requires beyond QEMU's model
@@ -222,8 +263,47 @@ SELECT feature FROM bl_required_extra WHERE model = $model ORDER BY feature;
 SELECT feature, libvirt FROM features WHERE feature IN (SELECT unnest($features::VARCHAR[])) ORDER BY feature;
 
 -- name: candidate-models
--- 64-bit model versions with their origin and first QEMU / libvirt releases
-SELECT model, origin, base, qemu_first_num, libvirt_first_num FROM models WHERE has_lm ORDER BY model;
+-- 64-bit QEMU model versions (not Proxmox's built-in types) with their family and first QEMU / libvirt releases
+SELECT model, family_name, qemu_first_num, libvirt_first_num FROM models WHERE has_lm AND origin = 'qemu' ORDER BY model;
+
+-- name: all-model-aliases
+-- every alias of every model version, with its kind
+SELECT alias, model, kind FROM model_aliases ORDER BY model, kind, alias;
+
+-- name: model-libvirt-first
+-- the first libvirt release that knows a model version's versioned name
+SELECT libvirt_first FROM models WHERE model = $model;
+
+-- name: proxmox-builtins
+-- Proxmox VE's built-in types (x86-64-vN) with the QEMU model they are based on
+SELECT model, base FROM models WHERE origin = 'proxmox' ORDER BY model;
+
+-- name: flag-sources
+-- for kernel flags in $flags, every QEMU feature behind them (any vendor)
+SELECT flag, feature FROM flag_sources WHERE flag IN (SELECT unnest($flags::VARCHAR[])) ORDER BY flag, feature;
+
+-- name: baseline-common-list
+-- C of the last baseline
+SELECT feature FROM bl_common ORDER BY feature;
+
+-- name: baseline-known-list
+-- the features the last baseline's target can name
+SELECT feature FROM bl_known ORDER BY feature;
+
+-- name: baseline-kvm-provided
+-- of $features, those KVM provides beyond some profile's own kernel flags (emulated on every host,
+-- or derived from the host kernel's flags): only targets that check against the hypervisor take them
+WITH given AS (SELECT DISTINCT feature FROM kvm_given WHERE kind <> 'hidden')
+SELECT f.feature
+FROM (SELECT unnest($features::VARCHAR[]) AS feature) f
+WHERE f.feature IN (SELECT feature FROM given)
+  AND EXISTS (
+      SELECT 1 FROM bl_profiles p
+      WHERE NOT EXISTS (
+          SELECT 1 FROM flagset_flags fs
+          JOIN flag_features ff ON ff.flag = fs.flag AND (ff.vendor = 'any' OR ff.vendor = p.vgroup)
+          WHERE fs.flagset_id = p.flagset_id AND ff.feature = f.feature))
+ORDER BY f.feature;
 
 -- name: libvirt-9-0-names
 -- the names libvirt 9.0 knows for model versions

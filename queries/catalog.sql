@@ -9,6 +9,10 @@ SELECT unnest($entry_id), unnest($kernel), unnest($legacy::VARCHAR[][]), unnest(
 -- store the kernel flag -> QEMU feature mapping
 INSERT INTO flag_features SELECT unnest($flag), unnest($vendor), unnest($feature), unnest($current);
 
+-- name: insert-flag-sources
+-- store which QEMU features make a guest kernel print each flag
+INSERT INTO flag_sources SELECT unnest($flag), unnest($feature);
+
 -- name: insert-flag-classes
 -- store the class of every kernel flag spelling
 INSERT INTO flag_classes SELECT unnest($flag), unnest($class), unnest($reason);
@@ -18,7 +22,11 @@ INSERT INTO flag_classes SELECT unnest($flag), unnest($class), unnest($reason);
 INSERT INTO features
 SELECT unnest($feature), unnest($class), unnest($reason), unnest($libvirt), unnest($kernel), unnest($kvm),
        unnest($native_vendor), unnest($visible_intel), unnest($visible_amd), unnest($always),
-       unnest($in_qemu_7_2);
+       unnest($in_qemu_7_2), unnest($libvirt_since::INTEGER[]);
+
+-- name: insert-kvm-given
+-- store the features KVM gives beyond a host's own CPUID bits
+INSERT INTO kvm_given SELECT unnest($rule), unnest($vendor), unnest($flag), unnest($feature), unnest($kind);
 
 -- name: insert-vendors
 -- store CPUID vendor string -> vendor group

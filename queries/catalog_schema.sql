@@ -4,11 +4,13 @@
 DROP TABLE IF EXISTS flags;
 DROP TABLE IF EXISTS flag_features;
 DROP TABLE IF EXISTS flag_classes;
+DROP TABLE IF EXISTS flag_sources;
 DROP TABLE IF EXISTS features;
 DROP TABLE IF EXISTS vendors;
 DROP TABLE IF EXISTS models;
 DROP TABLE IF EXISTS model_aliases;
 DROP TABLE IF EXISTS model_features;
+DROP TABLE IF EXISTS kvm_given;
 
 CREATE TABLE flags (
     entry_id VARCHAR PRIMARY KEY,              -- location: cpuid:0x00000007.0.EBX.5, msr:0x10a.1, linux:pti
@@ -32,6 +34,12 @@ CREATE TABLE flag_features (
     current BOOLEAN NOT NULL                   -- current kernels print this spelling
 );
 
+-- Kernel flag (current spelling) -> a QEMU feature that makes a guest kernel print it, any vendor.
+CREATE TABLE flag_sources (
+    flag VARCHAR NOT NULL,
+    feature VARCHAR NOT NULL
+);
+
 CREATE TABLE flag_classes (
     flag VARCHAR PRIMARY KEY,
     class VARCHAR NOT NULL,
@@ -49,7 +57,8 @@ CREATE TABLE features (
     visible_intel BOOLEAN NOT NULL,            -- some flag lscpu prints on Intel hosts shows it
     visible_amd BOOLEAN NOT NULL,
     always BOOLEAN NOT NULL,                   -- KVM provides it whatever the host has
-    in_qemu_7_2 BOOLEAN NOT NULL               -- QEMU 7.2 accepts the name
+    in_qemu_7_2 BOOLEAN NOT NULL,              -- QEMU 7.2 accepts the name
+    libvirt_since INTEGER                      -- first libvirt release naming it (90000 = 9.0.0), NULL: unknown
 );
 
 CREATE TABLE vendors (
@@ -89,4 +98,14 @@ CREATE TABLE model_features (
     model VARCHAR NOT NULL,
     feature VARCHAR NOT NULL,
     required_by VARCHAR NOT NULL               -- 'qemu' model, or 'libvirt' / 'libvirt-9.0' definition
+);
+
+-- Features a host offers beyond its printed flags (data/kvm_given.yaml): a rule holds on hosts of
+-- its vendor group that show all of its flags ('' for none).
+CREATE TABLE kvm_given (
+    rule INTEGER NOT NULL,
+    vendor VARCHAR NOT NULL,
+    flag VARCHAR NOT NULL,
+    feature VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL                      -- 'emulated', 'kvm' or 'hidden'
 );

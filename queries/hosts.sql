@@ -133,3 +133,19 @@ FROM (SELECT s.host, unnest(string_split(d.notes, '; ')) AS note
       WHERE d.notes IS NOT NULL)
 GROUP BY note
 ORDER BY min(host), note;
+
+-- name: selected-stack
+-- the distinct QEMU, libvirt and Nova versions collected on the selected hosts, each with the first
+-- host (by name) that has it
+SELECT component, version, min(host)
+FROM (SELECT s.host, unnest(['qemu', 'libvirt', 'nova']) AS component,
+             unnest([d.qemu_version, d.libvirt_version, d.nova_version]) AS version
+      FROM selected s JOIN dumps d USING (dump_id))
+WHERE version IS NOT NULL
+GROUP BY component, version
+ORDER BY component, version;
+
+-- name: selected-kernels
+-- the kernel release of each host in $hosts, where its dump says
+SELECT s.host, d.kernel FROM selected s JOIN dumps d USING (dump_id)
+WHERE s.host IN (SELECT unnest($hosts::VARCHAR[])) AND d.kernel IS NOT NULL;

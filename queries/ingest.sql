@@ -26,13 +26,14 @@ SELECT unnest($ids), unnest($flags);
 INSERT INTO dumps (dump_id, host, kind, sha256, source_path, source_format, ingested_at, collected_at,
                    kernel, vendor, model_name, family, model, stepping, microcode, sockets,
                    cores_per_socket, threads_per_core, hypervisor_vendor, is_guest, flagset_id,
-                   guest_flagset_id, guest_source, notes)
+                   guest_flagset_id, guest_source, notes, qemu_version, libvirt_version, nova_version)
 SELECT unnest($dump_id), unnest($host), unnest($kind), unnest($sha256), unnest($source_path),
        unnest($source_format), $ingested_at::TIMESTAMPTZ, unnest($collected_at)::TIMESTAMPTZ,
        unnest($kernel), unnest($vendor), unnest($model_name), unnest($family), unnest($model),
        unnest($stepping), unnest($microcode), unnest($sockets), unnest($cores_per_socket),
        unnest($threads_per_core), unnest($hypervisor_vendor), unnest($is_guest), unnest($flagset_id),
-       unnest($guest_flagset_id), unnest($guest_source), unnest($notes);
+       unnest($guest_flagset_id), unnest($guest_source), unnest($notes), unnest($qemu_version),
+       unnest($libvirt_version), unnest($nova_version);
 
 -- name: insert-dump-lines
 -- store extra lines (vmx flags, bugs, vulnerabilities) of new snapshots

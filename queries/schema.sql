@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS dumps (
 );
 -- schema 2: where the guest view came from (virsh domcapabilities, cpuid -r, ...)
 ALTER TABLE dumps ADD COLUMN IF NOT EXISTS guest_source VARCHAR;
+-- schema 3: the virtualization stack cpudb collect found on the host
+ALTER TABLE dumps ADD COLUMN IF NOT EXISTS qemu_version VARCHAR;
+ALTER TABLE dumps ADD COLUMN IF NOT EXISTS libvirt_version VARCHAR;
+ALTER TABLE dumps ADD COLUMN IF NOT EXISTS nova_version VARCHAR;
 
 -- Lines kept beside the flags: vmx flags, bugs, vulnerabilities, power management.
 CREATE TABLE IF NOT EXISTS dump_lines (

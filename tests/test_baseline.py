@@ -1,20 +1,23 @@
-"""The baseline: exact results on real fixture pools, and safety / no-needless-loss as properties."""
+"""The baseline: exact results on real fixture pools, and closeness, safety and no needless loss as
+properties checked against a brute-force judgement of every model version (tests/brute_force.py)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, SAMPLE_FLEET
-from cpudb import catalog, fleet
-from cpudb.baseline import Options, compute
-from cpudb.catalog import VENDOR_GROUPS
+import brute_force
+from conftest import DATA, FIXTURES, SAMPLE_FLEET
+from cpudb import db, fleet, targets
+from cpudb.baseline import Options, compute, configs
+from cpudb.ingest import ingest_paths
 from cpudb.parse import parse_file
 
-CATALOG = catalog.current()
-MODELS = {m.name: m for m in CATALOG.models}
 FIXTURE_DUMPS = {p.name.removesuffix(".txt"): parse_file(p) for p in FIXTURES.glob("*.txt")}
 FLEET_DUMPS = {p.name.split(".")[0]: parse_file(p) for p in SAMPLE_FLEET.iterdir()}
+PROPERTY_TARGETS = [None, "debian-12", "ubuntu-24.04", "rhel-9", "proxmox-8", "kubevirt-1.5", "openstack-train",
+                    "openstack-wallaby", "openstack-2024.1"]
 
 
 def baseline(conn, text, **options):
@@ -22,140 +25,135 @@ def baseline(conn, text, **options):
     return compute(conn, text, Options(**options))
 
 
-# --- exact results, checked by hand against the model definitions ----------------------------
+# --- exact results ---------------------------------------------------------------------------
 #
-# Rome (7742) + Milan (7763): the 7763's BIOS hides erms/fsrm, so every EPYC-Milan version
-# (which has erms) is out; EPYC-Rome-v3 = v2 + a new model-id, and v2 is the first with ibrs and
-# amd-ssbd. Both hosts show x2apic, cmp_legacy and ssbd (-> virt-ssbd on AMD) which no Rome
-# version contains. monitor is in the model but KVM cannot provide it. amd-ssbd is hidden from
-# /proc/cpuinfo, so it is listed as unverifiable.
+# Skylake-SP (Gold 6132 on a RHEL 7 kernel, which never prints pku) + both Gold 6230 microcode
+# states (one without TSX). Every Skylake-Server and Cascadelake-Server version contains pku: the
+# expert answer is one of them with pku disabled, not Skylake-Client plus AVX-512 (a CPU nobody made).
+
+
+def test_skylake_sp_on_rhel7_plus_cascade_lake_gets_a_server_model_without_pku(fixtures_conn):
+    result = baseline(fixtures_conn, "intel-gold6132-1 intel-gold6230-1 intel-gold6230-2")
+    rec = result.recommended
+    assert rec.model.startswith(("Skylake-Server-", "Cascadelake-Server-")), rec.model
+    assert "pku" in rec.disabled_flags and "pku" in rec.missing
+    assert not {"avx512f", "avx512bw"} & set(rec.extra_flags)  # the model has AVX-512 itself
+    assert any("pku is disabled because intel-gold6132-1" in w and "domcapabilities" in w for w in result.warnings)
+
+
+def test_nova_train_cannot_disable_so_it_gets_the_client_model(fixtures_conn):
+    # Nova before Wallaby cannot write -pku, and before 27 compares the bare model with each host.
+    rec = baseline(fixtures_conn, "intel-gold6132-1 intel-gold6230-1 intel-gold6230-2", target="openstack-train").recommended
+    assert rec.disabled_flags == () and rec.model == "Skylake-Client-v3"
+
+
+def test_a_kernel_that_hides_sep_still_gets_an_answer(fixtures_conn, tmp_path):
+    path = tmp_path / "db.duckdb"
+    ingest_paths(path, [DATA / "lscpu-old-kernel-no-sep.txt", FIXTURES / "intel-gold6230-1.txt"])
+    conn = db.open_read(path)
+    try:
+        result = baseline(conn, "")
+    finally:
+        conn.close()
+    rec = result.recommended
+    assert rec is not None and "sep" in rec.disabled_flags
+    warning = next(w for w in result.warnings if w.startswith("sep is disabled because"))
+    assert "old-kernel-host (kernel 2.6.32-754.el6.x86_64)" in warning and "virsh domcapabilities" in warning
 
 
 def test_rome_plus_milan(fixtures_conn):
+    # The 7763's BIOS hides erms/fsrm, so every EPYC-Milan version (with erms) needs edits; on the
+    # portable target (libvirt 8.0 names) the plain EPYC-Rome is v1, and ibrs, amd-ssbd come as extras.
     result = baseline(fixtures_conn, "amd-epyc7742-1 amd-epyc7763-1")
     rec = result.recommended
-    assert rec.model == "EPYC-Rome-v3"
-    assert rec.extra_flags == ("cmp-legacy", "virt-ssbd", "x2apic")
+    assert (rec.model, rec.model_alias) == ("EPYC-Rome-v1", "EPYC-Rome")
+    assert {"ibrs", "amd-ssbd", "virt-ssbd", "x2apic", "cmp-legacy"} <= set(rec.extra_flags)
     assert rec.disabled_flags == ("monitor",)
-    assert rec.unverifiable == ("amd-ssbd",)
-    milan = next(m for m in result.ranking if m.model == "EPYC-Milan-v1")
-    assert not milan.compatible
-    assert milan.missing == {
-        "erms": ("amd-epyc7742-1", "amd-epyc7763-1"),  # the 7763's BIOS hides it, Rome never had it
-        "fsrm": ("amd-epyc7742-1", "amd-epyc7763-1"),
-        "invpcid": ("amd-epyc7742-1",),
-        "pcid": ("amd-epyc7742-1",),
-        "pku": ("amd-epyc7742-1",),
-    }
+    # With libvirt 10.10 names (RHEL 9) a later Rome version needs fewer edits.
+    newer = baseline(fixtures_conn, "amd-epyc7742-1 amd-epyc7763-1", target="rhel-9").recommended
+    assert newer.model.startswith("EPYC-Rome-v") and newer.model != "EPYC-Rome-v1" and newer.edits < rec.edits
 
 
-# Skylake-SP (Gold 6132, RHEL 7 kernel: no pku, no xsaves printed) + both Gold 6230 states (one
-# without hle/rtm). Skylake-Server-v1..v5 all contain pku, Cascadelake-* contain avx512vnni, so
-# neither fits; Skylake-Client-v3 (IBRS, no TSX) does and leaves AVX-512, clwb, clflushopt to
-# extra flags. Skylake-Server-v4 without pku is the best near miss.
+def test_ice_lake_plus_sapphire_rapids_on_rhel_9(fixtures_conn):
+    rec = baseline(fixtures_conn, "intel-gold5318y-1 intel-plat8480p-1", target="rhel-9").recommended
+    assert rec.model.startswith("Icelake-Server-v")
+    assert "pdcm" not in rec.extra_flags  # PMU-dependent: only with --pmu
+    with_pmu = baseline(fixtures_conn, "intel-gold5318y-1 intel-plat8480p-1", target="rhel-9", pmu=True).recommended
+    assert "pdcm" in with_pmu.extra_flags
 
 
-def test_skylake_sp_plus_both_cascade_lake_microcodes(fixtures_conn):
-    result = baseline(fixtures_conn, "intel-gold6132-1 intel-gold6230-1 intel-gold6230-2")
+def test_the_sample_fleet_keeps_ibpb_where_the_target_checks_the_hypervisor(fleet_conn):
+    for target in ("debian-12", "openstack-2024.1", None):
+        result = baseline(fleet_conn, "", target=target)
+        rec = result.recommended
+        final = set(brute_force.MODELS[rec.model].features) | set(rec.extra_flags)
+        assert "ibpb" in final, (target, rec.model)  # the AMD-encoded bit, CPUID 0x80000008 EBX 12
+        assert "ibpb" not in result.guest_features.lost
+        text = configs(fleet_conn, result)
+        assert "<feature policy='require' name='ibpb'/>" in text["libvirt_xml"] or rec.model.startswith("EPYC")
+        assert ",+ibpb," in text["qemu"] or "ibpb" in brute_force.MODELS[rec.model].features
+    train = baseline(fleet_conn, "", target="openstack-train")
+    final = set(brute_force.MODELS[train.recommended.model].features) | set(train.recommended.extra_flags)
+    assert "ibpb" not in final and "spec-ctrl" not in final
+    assert "ibpb" in train.guest_features.lost and "ibpb" in train.guest_features.lost_security
+    assert "ibpb" not in configs(fleet_conn, train)["nova"]
+
+
+@pytest.mark.parametrize("amd", ["amd-epyc7742-1", "amd-epyc7763-1", "amd-epyc9654-1"])
+@pytest.mark.parametrize("intel", ["intel-gold6230-2", "intel-plat8480p-1"])
+def test_zen2_and_later_with_cascade_lake_or_later_keep_spectre_controls(fixtures_conn, amd, intel):
+    result = baseline(fixtures_conn, f"{amd} {intel}")
     rec = result.recommended
-    assert rec.model == "Skylake-Client-v3"
-    assert rec.extra_flags == (
-        "avx512bw", "avx512cd", "avx512dq", "avx512f", "avx512vl", "clflushopt", "clwb", "mpx", "pdcm",
-        "pdpe1gb", "ss", "ssbd", "stibp", "tsc-adjust",
-    )
-    assert rec.disabled_flags == ()
-    assert result.near_misses[0].model == "Skylake-Server-v4"
-    assert result.near_misses[0].missing == {"pku": ("intel-gold6132-1",)}
-    assert any(
-        w.startswith("TSX differs inside one CPU model: intel-gold6230-1 has hle rtm, the other 1 Intel(R) Xeon(R) "
-                     "Gold 6230 CPU @ 2.10GHz stepping 7 host does not")
-        for w in result.warnings
-    )
+    final = (set(brute_force.MODELS[rec.model].features) | set(rec.extra_flags)) - set(rec.disabled_flags)
+    assert {"ibpb", "ibrs", "amd-stibp", "amd-ssbd"} <= final, rec
+    assert not {"ibpb", "ibrs", "stibp", "ssbd"} & set(result.guest_features.lost)
 
 
-# Ice Lake-SP (5318Y) + Sapphire Rapids (8480+): neither has hle/rtm, so Icelake-Server-v7 (TSX
-# back) is out; v5 and v6 are equal for lscpu (v6 adds a VMX capability) and v6 is newer.
-# SapphireRapids needs amx/avx512-fp16 the Ice Lake lacks.
+def test_debian_12_output_uses_only_names_qemu_7_2_and_libvirt_9_0_know(fixtures_conn):
+    qemu_7_2 = {m.name for m in brute_force.CATALOG.models if m.origin == "qemu" and m.qemu_first
+                and targets.version_tuple(m.qemu_first) <= (7, 2, 0)}
+    qemu_7_2_features = {row[0] for row in brute_force.FEATURES.values() if row[10]}
+    metal = [n for n in sorted(FIXTURE_DUMPS) if "-vm-" not in n]
+    for a, b in zip(metal, metal[1:] + metal[:1]):
+        result = baseline(fixtures_conn, f"{a} {b}", target="debian-12")
+        rec = result.recommended
+        assert rec.model in qemu_7_2, (a, b, rec.model)
+        assert rec.model_alias in brute_force.LIBVIRT_9_0_MODELS, (a, b, rec.model_alias)
+        for feature in rec.extra_flags + rec.disabled_flags:
+            assert feature in qemu_7_2_features and feature in brute_force.LIBVIRT_9_0_FEATURES, (a, b, feature)
 
 
-def test_ice_lake_plus_sapphire_rapids(fixtures_conn):
-    rec = baseline(fixtures_conn, "intel-gold5318y-1 intel-plat8480p-1").recommended
-    assert rec.model == "Icelake-Server-v6"
-    assert rec.extra_flags == ("flush-l1d", "md-clear", "pdcm", "ss", "stibp", "tsc-adjust")
-    assert rec.disabled_flags == ()
-    assert {"mds-no", "taa-no", "rdctl-no"} <= set(rec.unverifiable)
+def test_kubevirt_output_never_names_an_obsolete_model(fixtures_conn):
+    import yaml
+
+    obsolete = targets.rules().kubevirt_obsolete
+    names = sorted(FIXTURE_DUMPS)
+    for target in (None, "kubevirt-1.3", "kubevirt-1.5", "debian-12", "proxmox-8"):
+        for a, b in zip(names, names[3:] + names[:3]):
+            result = baseline(fixtures_conn, f"{a} {b}", target=target)
+            document = yaml.safe_load(configs(fixtures_conn, result)["kubevirt"])
+            if document is not None:
+                model = document["spec"]["domain"]["cpu"]["model"]
+                assert model.split("-v")[0] not in obsolete and model not in obsolete, (target, a, b, model)
+            if target is None or target.startswith("kubevirt"):
+                assert document is not None, (target, a, b)
 
 
-# Naples (7451) + Genoa (9654): EPYC-Rome needs clwb/umip/rdpid the 7451 lacks; EPYC-v3/v4 add
-# ibpb, perfctr-core, clzero, xsaveerptr and xsaves to v1 (both hosts have them), v4 only renames
-# the model-id; EPYC-v5 adds overflow-recov/succor, which KVM cannot provide.
-
-
-def test_naples_plus_genoa(fixtures_conn):
-    result = baseline(fixtures_conn, "amd-epyc7451-1 amd-epyc9654-1")
+def test_one_answer_everywhere(fixtures_conn):
+    result = baseline(fixtures_conn, "intel-gold6230-2 amd-epyc7763-1", target="rhel-9")
     rec = result.recommended
-    assert rec.model == "EPYC-v4"
-    assert rec.extra_flags == ("cmp-legacy", "virt-ssbd")
-    assert rec.disabled_flags == ("monitor",)
-    v5 = next(m for m in result.ranking if m.model == "EPYC-v5")
-    assert v5.compatible and set(v5.kvm_disabled) == {"monitor", "overflow-recov", "succor"}
-
-
-# Intel (Gold 6230 without TSX) + AMD (Milan 7763): no vendor model fits both (Intel models need
-# erms or spec-ctrl, AMD ones sse4a/mmxext); Proxmox's x86-64-v3 (= qemu64 + v3 flags) does, with
-# qemu64's svm turned off because the Intel host has none.
-
-
-def test_intel_plus_amd(fixtures_conn):
-    result = baseline(fixtures_conn, "intel-gold6230-2 amd-epyc7763-1")
-    rec = result.recommended
-    assert (rec.model, rec.model_alias) == ("x86-64-v3", "qemu64-v1")
-    assert rec.disabled_flags == ("svm",)
-    assert {"avx2", "fma", "bmi2", "movbe", "pku", "clwb", "sse4.2"} <= set(rec.extra_flags)
-    assert not {"erms", "avx512f", "sse4a"} & set(rec.extra_flags)
+    text = configs(fixtures_conn, result)
+    assert rec.model in text["qemu"] and f"cpu_models = {rec.model_alias}" in text["nova"]
+    assert f">{rec.model_alias}</model>" in text["libvirt_xml"] and f"model: {rec.model_alias}" in text["kubevirt"]
+    assert not rec.model.startswith("x86-64-")  # Proxmox's types are not QEMU models
+    assert rec.edits == len(rec.extra_flags) + len(rec.disabled_flags)
+    assert text["qemu"].count(",+") == len(rec.extra_flags) and text["qemu"].count(",-") == len(rec.disabled_flags)
+    guest = result.guest_features
+    assert guest.headline.startswith(f"guests get {guest.given} of the {guest.pool_common} guest features")
     assert any(w.startswith("Intel and AMD hosts in one pool") for w in result.warnings)
 
 
-# The whole sample fleet (Broadwell to Sapphire Rapids, Naples to Genoa): the same cross-vendor
-# answer, limited by Naples (no clwb, pku) and Broadwell (no AVX-512).
-
-
-def test_whole_sample_fleet(fleet_conn):
-    result = baseline(fleet_conn, "")
-    rec = result.recommended
-    assert rec.model == "x86-64-v3"
-    assert rec.extra_flags == (
-        "3dnowprefetch", "abm", "adx", "aes", "arat", "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "fsgsbase",
-        "movbe", "pclmulqdq", "pdpe1gb", "popcnt", "rdrand", "rdseed", "rdtscp", "smap", "smep", "sse4.1",
-        "sse4.2", "ssse3", "vme", "xsave", "xsaveopt",
-    )
-    assert len(result.hosts) == 10
-
-
-def test_options_qemu_and_libvirt_9_0(fixtures_conn):
-    # libvirt 9.0 knows no -vN names: only versions with a plain or variant name it knows remain.
-    # EPYC-Rome-v2 and -v3 have neither, so the plain EPYC-Rome (= v1, without ibrs) is used.
-    rec = baseline(fixtures_conn, "amd-epyc7742-1 amd-epyc7763-1", qemu="7.2", libvirt="9.0").recommended
-    assert (rec.model, rec.model_alias) == ("EPYC-Rome-v1", "EPYC-Rome")
-    assert "ibrs" in rec.extra_flags
-    # libvirt 9.0's Cascadelake-Server-noTSX (= v3) still lists mpx, which both hosts have.
-    result = baseline(fixtures_conn, "intel-gold6230-1 intel-gold6230-2", libvirt="9.0")
-    assert (result.recommended.model, result.recommended.model_alias) == (
-        "Cascadelake-Server-v3", "Cascadelake-Server-noTSX",
-    )
-    assert any("libvirt's definition of Cascadelake-Server-noTSX also requires mpx" in w for w in result.warnings)
-
-
-def test_libvirt_definition_requirements_make_a_model_incompatible(fixtures_conn):
-    # Ice Lake has no MPX; libvirt 9.0's Icelake-Server-noTSX still requires mpx (and intel-pt).
-    result = baseline(fixtures_conn, "intel-gold5318y-1", libvirt="9.0")
-    noTSX = next(m for m in result.ranking if m.model == "Icelake-Server-v2")
-    assert noTSX.missing == {"mpx": ("intel-gold5318y-1",)}
-
-
 def test_require_names_the_hosts_that_lack_a_flag(fixtures_conn):
-    import pytest
-
     from cpudb.errors import RequirementError
 
     with pytest.raises(RequirementError, match=r"avx2 is missing on 1 host\(s\): intel-e5-2650v2-1"):
@@ -181,75 +179,56 @@ def test_not_expressible_lists_common_flags_with_reasons(fixtures_conn):
     assert "avx2" not in classes
 
 
-# --- properties over random pools ------------------------------------------------------------
+# --- properties over random pools, against brute force -----------------------------------------
 
 
-def _features_of(dump, flag_features):
-    group = VENDOR_GROUPS.get(dump.vendor or "", "unknown")
-    return {f for flag in dump.flags for v, f in flag_features.get(flag, ()) if v in ("any", group)}
-
-
-FLAG_FEATURES: dict[str, list[tuple[str, str]]] = {}
-for flag, vendor, feature, _current in CATALOG.flag_features():
-    FLAG_FEATURES.setdefault(flag, []).append((vendor, feature))
-FEATURE_ROWS = {row[0]: row for row in CATALOG.feature_rows()}
-CLASS = {name: klass for name, klass, _ in CATALOG.flag_classes()}
-
-
-def _visible(feature, group):
-    row = FEATURE_ROWS[feature]
-    return row[7] if group == "intel" else row[8]
-
-
-def check_safety_and_no_needless_loss(result, dumps):
+def check_against_brute_force(result, dumps: dict, target_name, pmu=False):
+    pool = [dumps[h] for h in result.hosts]
+    target = result.target
+    judged, common = brute_force.judge_all(pool, target, pmu)
+    usable = [j for j in judged if j.usable]
     rec = result.recommended
-    if rec is None:
+    if not usable:
+        assert rec is None, (target_name, result.hosts)
         return
-    final = (set(MODELS[rec.model].features) | set(rec.extra_flags)) - set(rec.disabled_flags)
-    for name in result.hosts:
-        dump = dumps[name]
-        group = VENDOR_GROUPS.get(dump.vendor or "", "unknown")
-        have = _features_of(dump, FLAG_FEATURES)
-        for feature in final:
-            row = FEATURE_ROWS[feature]
-            if row[1] == "guest-marker":
-                continue
-            native = row[6]
-            if native not in ("any", group) and group != "unknown":
-                raise AssertionError(f"{rec.model}: {feature} is {native}-only but {name} is {group}")
-            if _visible(feature, group) and feature not in have:
-                raise AssertionError(f"{rec.model} + extras: {feature} is not on {name}")
-    # No needless loss: every guest-class flag all hosts share is in the recommendation, through
-    # a feature it shows on every host's vendor.
-    common = set.intersection(*(set(dumps[h].flags) for h in result.hosts))
-    for flag in common:
-        if CLASS.get(flag) != "guest":
-            continue
-        per_host = [
-            {f for v, f in FLAG_FEATURES.get(flag, ()) if v in ("any", VENDOR_GROUPS.get(dumps[h].vendor or "", ""))}
-            for h in result.hosts
-        ]
-        shared = set.intersection(*per_host)
-        if shared and not shared & final:
-            raise AssertionError(f"{rec.model}: common guest flag {flag} ({shared}) is neither in the model nor extra")
+    assert rec is not None, (target_name, result.hosts)
+    best = min(j.edits for j in usable)
+    mine = next(j for j in judged if j.model == rec.model)
+    # Closeness: no candidate of the same target has fewer edits; SQL and brute force agree on this one.
+    assert mine.usable and mine.edits == rec.edits == best, (target_name, result.hosts, rec.model, rec.edits, best)
+    assert set(rec.extra_flags) == mine.extra and set(rec.disabled_flags) == mine.disabled
+    # Safety: model + extras - disabled is within every host's abilities under this target.
+    problem = brute_force.safe_on_every_host(rec.model, rec.extra_flags, rec.disabled_flags, pool, target)
+    assert problem is None, (target_name, problem)
+    # No needless loss: every common guest feature the target can name is in the guest's CPU.
+    final = (set(brute_force.MODELS[rec.model].features) | set(rec.extra_flags)) - set(rec.disabled_flags)
+    names = brute_force.known(target)
+    pmu_set = targets.rules().pmu_dependent
+    lost = {f for f in common if f in names and (pmu or f not in pmu_set)} - final
+    assert not lost, (target_name, result.hosts, lost)
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(st.lists(st.sampled_from(sorted(FIXTURE_DUMPS)), min_size=1, max_size=6, unique=True))
-def test_properties_on_random_fixture_pools(fixtures_conn, hosts):
-    result = baseline(fixtures_conn, " ".join(hosts))
-    check_safety_and_no_needless_loss(result, FIXTURE_DUMPS)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.sampled_from(sorted(FIXTURE_DUMPS)), min_size=1, max_size=5, unique=True),
+       st.sampled_from(PROPERTY_TARGETS))
+def test_properties_on_random_fixture_pools(fixtures_conn, hosts, target):
+    result = baseline(fixtures_conn, " ".join(hosts), target=target)
+    check_against_brute_force(result, FIXTURE_DUMPS, target)
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
-@given(st.lists(st.sampled_from(sorted(FLEET_DUMPS)), min_size=1, max_size=10, unique=True))
-def test_properties_on_random_sample_fleet_pools(fleet_conn, hosts):
-    result = baseline(fleet_conn, " ".join(hosts))
-    check_safety_and_no_needless_loss(result, FLEET_DUMPS)
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(st.sampled_from(sorted(FLEET_DUMPS)), min_size=1, max_size=10, unique=True),
+       st.sampled_from(PROPERTY_TARGETS), st.booleans())
+def test_properties_on_random_sample_fleet_pools(fleet_conn, hosts, target, pmu):
+    result = baseline(fleet_conn, " ".join(hosts), target=target, pmu=pmu)
+    check_against_brute_force(result, FLEET_DUMPS, target, pmu)
 
 
 def test_one_host_pools_always_get_a_model(fixtures_conn):
     for name in sorted(FIXTURE_DUMPS):
         result = baseline(fixtures_conn, name)
         assert result.recommended is not None, name
-        check_safety_and_no_needless_loss(result, FIXTURE_DUMPS)
+        check_against_brute_force(result, FIXTURE_DUMPS, None)
+        # Nova Train can neither disable nor count what KVM adds: a guest of QEMU's default CPU
+        # (no svm although qemu64 has it) fits no model there; brute force agrees.
+        check_against_brute_force(baseline(fixtures_conn, name, target="openstack-train"), FIXTURE_DUMPS, "train")

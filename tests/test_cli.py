@@ -189,35 +189,42 @@ def test_baseline_json_has_the_documented_keys(capsys):
     code, out, _ = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "--format", "json", "@epyc-7002-plus")
     document = json.loads(out)
     assert code == 0
-    assert {"hosts", "vendors", "common_flags", "recommended", "ranking", "not_expressible", "warnings", "config"} <= set(document)
+    assert {"hosts", "vendors", "common_flags", "recommended", "ranking", "not_expressible", "warnings", "config",
+            "target", "guest_features"} <= set(document)
     rec = document["recommended"]
-    assert {"model", "model_alias", "extra_flags", "disabled_flags", "guest_flags", "unverifiable"} <= set(rec)
-    assert rec["model"] == "EPYC-Rome-v3"
+    assert {"model", "model_alias", "extra_flags", "disabled_flags", "guest_flags", "unverifiable", "edits",
+            "target"} <= set(rec)
+    assert rec["model"] == "EPYC-Rome-v1" and rec["target"]["name"] == "portable"
+    assert rec["edits"] == len(rec["extra_flags"]) + len(rec["disabled_flags"])
+    guest = document["guest_features"]
+    assert {"given", "pool_common", "lost", "lost_security"} <= set(guest) and guest["given"] <= guest["pool_common"]
     assert document["hosts"] == ["cmp-genoa-01", "cmp-milan-01", "cmp-rome-01"]
     assert document["common_flags"] == sorted(document["common_flags"])
     assert set(document["config"]) == {"nova", "libvirt_xml", "qemu", "proxmox", "kubevirt"}
     entry = document["ranking"][0]
-    assert {"model", "compatible", "coverage", "missing", "extra_flags", "disabled_flags"} <= set(entry)
+    assert {"model", "usable", "edits", "missing", "missing_counts", "extra_flags", "disabled_flags"} <= set(entry)
+    assert "klass" not in out
     assert {"flag", "class", "reason"} == set(document["not_expressible"][0])
     assert "avx2" in rec["guest_flags"] and "hypervisor" not in rec["guest_flags"]
 
 
-def test_baseline_with_no_compatible_model_exits_1(capsys, tmp_path):
-    # A guest that shows almost nothing: no 64-bit model is within its flags.
+def test_baseline_with_no_usable_model_exits_1(capsys, tmp_path):
+    # A guest that shows almost nothing: every 64-bit model needs features disabled, which Nova
+    # Train cannot write (and it checks the bare model against each host's own CPU).
     (tmp_path / "bare.lscpu").write_text("hostname: bare\nfpu\ntsc\ncx8\nlm\n")
-    code, out, _ = run(capsys, "baseline", "--dumps", str(tmp_path), "--format", "json")
+    code, out, _ = run(capsys, "baseline", "--dumps", str(tmp_path), "--format", "json", "--target", "openstack-train")
     document = json.loads(out)
     assert code == 1
     assert document["recommended"] is None and document["config"] is None
-    assert any(w.startswith("no CPU model is compatible") for w in document["warnings"])
+    assert any(w.startswith("no CPU model of openstack-train is usable on every selected host") for w in document["warnings"])
 
 
 def test_baseline_emit_prints_configs_verbatim(capsys):
     code, out, _ = run(capsys, "baseline", "--dumps", str(SAMPLE_FLEET), "@cascadelake", "--emit", "nova", "--emit", "qemu")
     assert code == 0
     nova_line = next(line for line in out.splitlines() if line.startswith("cpu_model_extra_flags"))
-    assert nova_line == "cpu_model_extra_flags = flush-l1d, md-clear, mpx, pdcm, ss, stibp, tsc_adjust"
-    assert "-cpu Cascadelake-Server-v5,+flush-l1d," in out
+    assert nova_line == "cpu_model_extra_flags = md-clear, mpx, ss, stibp, tsc_adjust, xsaves"
+    assert "\n-cpu Cascadelake-Server-v3,+md-clear,+mpx,+ss,+stibp,+tsc-adjust,+xsaves,enforce\n" in out
 
 
 def test_baseline_require_failure_is_one_line(capsys):

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES
-from cpudb import catalog, fleet
+from cpudb import catalog, fleet, targets
 from cpudb.baseline import Options, compute, configs
 from cpudb.catalog import VENDOR_GROUPS
+from cpudb.errors import CpudbError
 from cpudb.libvirt_map import read_cpu_map
 from cpudb.parse import parse_file
 
 CPU_MAP = Path("/usr/share/libvirt/cpu_map")
 VIRSH = shutil.which("virsh")
 QEMU = shutil.which("qemu-system-x86_64")
+VIRT_QEMU_RUN = shutil.which("virt-qemu-run")
 CATALOG = catalog.current()
 MODELS = {m.name: m for m in CATALOG.models}
 
@@ -90,7 +92,7 @@ def test_recommendation_covers_what_libvirt_cpu_baseline_finds(fixtures_conn, tm
     libvirt = libvirt_baseline_features(xml, tmp_path, installed_libvirt)
     rec = _recommend(fixtures_conn, hosts).recommended
     ours = (set(MODELS[rec.model].features) | set(rec.extra_flags)) - set(rec.disabled_flags)
-    guest = {row[0] for row in CATALOG.feature_rows() if row[1] == "guest"}
+    guest = {row[0] for row in CATALOG.feature_rows() if row[1] == "guest"} - targets.rules().pmu_dependent
     # libvirt's raw baseline also keeps host-only bits (monitor, ibs), invtsc and nested ones;
     # among guest features, everything libvirt finds must be in cpudb's recommendation.
     assert (libvirt & guest) - ours == set()
@@ -104,37 +106,192 @@ def qemu_binary():
     return QEMU
 
 
-def run_qemu_cpu(binary: str, cpu: str) -> str:
-    """Start a paused q35 machine under TCG with ``-cpu cpu``; return what QEMU printed.
+def _version(command: list[str], word: int) -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=20).stdout.split()
+        return targets.version_tuple(out[word].split("(")[0].rstrip(","))
+    except (OSError, IndexError, ValueError, subprocess.TimeoutExpired, CpudbError):
+        return None
 
-    TCG cannot emulate many features, so with 'enforce' QEMU may stop after warning about
-    them; what must never appear is an unknown model or feature name.
-    """
+
+def installed_stack() -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
+    qemu = _version([QEMU, "--version"], 3) if QEMU else None
+    libvirt = _version([VIRSH, "--version"], 0) if VIRSH and VIRT_QEMU_RUN else None
+    return qemu, libvirt
+
+
+def targets_on_this_machine(need_libvirt: bool) -> list[str]:
+    """Targets whose QEMU (and libvirt) release this machine has or is newer than, keeping only
+    releases of the same major version, so the installed tools stand for the target."""
+    qemu, libvirt = installed_stack()
+    found = []
+    for target in list(targets.listed()) + [targets.portable()]:
+        if qemu is None or not (target.qemu_version <= qemu and target.qemu_version[0] >= qemu[0] - 1):
+            continue
+        if need_libvirt and (libvirt is None or target.libvirt_version is None
+                             or not (target.libvirt_version <= libvirt and target.libvirt_version[0] >= libvirt[0] - 1)):
+            continue
+        found.append(target.name)
+    return found
+
+
+def run_qemu_cpu(binary: str, cpu: str) -> tuple[bool, str]:
+    """Start a paused q35 machine under TCG with ``-cpu cpu``: (still running after 3 s, stderr)."""
     try:
         result = subprocess.run(
             [binary, "-machine", "q35", "-accel", "tcg", "-cpu", cpu, "-S", "-display", "none",
              "-nodefaults", "-monitor", "none", "-serial", "none"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True, text=True, timeout=3,
         )
-        return result.stderr
+        return False, result.stderr
     except subprocess.TimeoutExpired as exc:  # started and waited, paused: accepted
-        return (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        return True, (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
 
 
-POOLS = SAME_VENDOR_POOLS + [("intel-gold6230-2", "amd-epyc7763-1"), ("intel-e5-2650v2-1", "intel-e5-2690v4-1")]
+POOLS = SAME_VENDOR_POOLS + [
+    ("intel-gold6230-2", "amd-epyc7763-1"), ("intel-e5-2650v2-1", "intel-e5-2690v4-1"),
+    ("intel-gold6132-1", "amd-epyc9654-1", "intel-plat8480p-1"), ("amd-epyc9575f-1", "amd-epyc7451-1"),
+]
 
 
-@pytest.mark.parametrize("hosts", POOLS, ids=["+".join(p) for p in POOLS])
-def test_qemu_7_2_accepts_the_emitted_cpu_argument(fixtures_conn, qemu_binary, hosts):
-    version = subprocess.run([qemu_binary, "--version"], capture_output=True, text=True).stdout.split()[3]
-    result = _recommend(fixtures_conn, hosts, qemu=version)
-    argument = configs(fixtures_conn, result)["qemu"].split()[1]
-    assert argument.endswith(",enforce")
-    printed = run_qemu_cpu(qemu_binary, argument)
-    for line in printed.splitlines():
-        assert "TCG doesn't support requested feature" in line, line
+def distinct_configs(conn, key: str, need_libvirt: bool) -> dict[str, list[str]]:
+    """Each distinct configuration text of ``key`` the targets on this machine give the pools, with
+    the (target, pool) cases that gave it: many targets share names, so each runs once."""
+    found: dict[str, list[str]] = {}
+    for target in targets_on_this_machine(need_libvirt):
+        for hosts in POOLS:
+            result = _recommend(conn, hosts, target=target)
+            text = configs(conn, result)[key]
+            body = "\n".join(line for line in text.splitlines() if not line.startswith(("#", "<!--")))
+            found.setdefault(body, []).append(f"{target}: {'+'.join(hosts)}")
+    return found
+
+
+def run_all(check, cases: dict[str, list[str]]) -> list[str]:
+    """Run ``check`` on every case, two at a time; the failures, each with the cases it stands for."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(check, cases))
+    return [f"{cases[body][0]} (and {len(cases[body]) - 1} more): {why}" for body, why in zip(cases, outcomes) if why]
+
+
+def test_the_emitted_cpu_argument_starts_qemu(fixtures_conn, qemu_binary):
+    cases = distinct_configs(fixtures_conn, "qemu", need_libvirt=False)
+    if not cases:
+        pytest.skip("no target's QEMU release is installed here")
+
+    def check(body: str) -> str | None:
+        cpu = body.split()[1]
+        if not cpu.endswith(",enforce"):
+            return "no enforce"
+        # TCG cannot emulate every feature KVM gives, so 'enforce' is left out here, and only here.
+        started, printed = run_qemu_cpu(qemu_binary, cpu.removesuffix(",enforce"))
+        bad = [line for line in printed.splitlines() if "TCG doesn't support requested feature" not in line]
+        return None if started and not bad else f"{cpu}: {printed.strip()}"
+
+    assert run_all(check, cases) == []
+    assert len(cases) >= len(POOLS)
 
 
 def test_qemu_rejects_what_cpudb_must_never_emit(qemu_binary):
-    # The check above would catch an unknown feature name: this is what QEMU prints for one.
-    assert "not found" in run_qemu_cpu(qemu_binary, "EPYC-Rome,+flush-l1d,enforce")
+    # The checks above would catch an unknown feature name: this is what QEMU does with one.
+    started, printed = run_qemu_cpu(qemu_binary, "EPYC-Rome,+flush-l1d")
+    assert not started and "not found" in printed
+
+
+# --- libvirt's own QEMU driver: virt-qemu-run ------------------------------------------------------
+
+DOMAIN = """<domain type='qemu'>
+  <name>cpudb-{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+{cpu}
+  <devices><emulator>{qemu}</emulator></devices>
+</domain>
+"""
+
+
+def run_in_libvirt(cpu_xml: str, name: str) -> tuple[bool, str]:
+    """Start a domain with this <cpu> in libvirt's embedded QEMU driver, as an unprivileged user with
+    its own root: (whether libvirt said the guest is running, what it printed)."""
+    import os
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="cpudb-virt-", dir="/tmp"))
+    (work / "root" / "etc").mkdir(parents=True)
+    # No virtlogd in a private root: QEMU's output goes to a file.
+    (work / "root" / "etc" / "qemu.conf").write_text('stdio_handler = "file"\n')
+    xml = DOMAIN.format(name=name, cpu="\n".join("  " + line for line in cpu_xml.splitlines()), qemu=QEMU)
+    (work / "domain.xml").write_text(xml)
+    command = [VIRT_QEMU_RUN, "-v", "-r", str(work / "root"), str(work / "domain.xml")]
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(work), "XDG_RUNTIME_DIR": str(work / "run")}
+    if os.getuid() == 0:  # libvirt's embedded driver runs unprivileged; as root it wants a libvirt-qemu user
+        for path in [work, *work.rglob("*")]:
+            os.chown(path, 65534, 65534)
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    lines, running = [], False
+    try:
+        import selectors
+
+        selector = selectors.DefaultSelector()
+        selector.register(process.stdout, selectors.EVENT_READ)
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not running:
+            if not selector.select(timeout=max(0.1, deadline - time.monotonic())):
+                break
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip())
+            running = "guest running" in line
+    finally:
+        import signal
+
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+    return running, "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def libvirt_qemu_driver():
+    if not (QEMU and VIRT_QEMU_RUN):
+        pytest.skip("virt-qemu-run (libvirt-daemon-driver-qemu) or qemu-system-x86_64 is not installed")
+    if not shutil.which("setpriv") and __import__("os").getuid() == 0:
+        pytest.skip("setpriv is needed to run libvirt's embedded driver unprivileged")
+
+
+def test_the_emitted_libvirt_cpu_starts_in_libvirts_qemu_driver(fixtures_conn, libvirt_qemu_driver):
+    cases = distinct_configs(fixtures_conn, "libvirt_xml", need_libvirt=True)
+    if not cases:
+        pytest.skip("no target's QEMU and libvirt releases are installed here")
+
+    def check(body: str) -> str | None:
+        if "check='partial'" not in body:
+            return "not check='partial'"
+        # TCG cannot emulate every feature KVM gives, so the check is relaxed to 'none' here, and only here.
+        running, printed = run_in_libvirt(body.replace("check='partial'", "check='none'"), "test")
+        return None if running else printed.splitlines()[-1]
+
+    assert run_all(check, cases) == []
+    assert len(cases) >= len(POOLS)
+
+
+def test_libvirt_refuses_what_cpudb_must_never_emit(libvirt_qemu_driver):
+    # What libvirt 9.0 does with a -vN name and with check='full': the checks above would catch both.
+    version = installed_stack()[1]
+    if version is None or version >= (10, 10, 0):
+        pytest.skip("needs a libvirt older than 10.10")
+    running, printed = run_in_libvirt("<cpu mode='custom' match='exact' check='none'><model>EPYC-v4</model></cpu>", "v4")
+    assert not running and "Unknown CPU model EPYC-v4" in printed
+    running, printed = run_in_libvirt("<cpu mode='custom' match='exact' check='full'><model>EPYC-Rome</model></cpu>", "full")
+    assert not running and "guest CPU doesn't match specification" in printed

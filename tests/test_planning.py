@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FIXTURES, REFERENCE, ROOT, SAMPLE_FLEET, requires_reference
 from cpudb import catalog, fleet, planning
-from cpudb.baseline import compute
+from cpudb.baseline import Options, compute
 from cpudb.cli import main
 from cpudb.errors import CpudbError
 from cpudb.parse import parse_file
@@ -67,9 +67,9 @@ def test_milan_pool_plus_turin_keeps_the_milan_class_model(fleet_conn):
     assert result.before.model.startswith("EPYC-Milan-")
     assert result.after.model == result.before.model  # adding newer hosts never raises the baseline
     assert result.lost == () and result.gained == ()
-    # The sample fleet's own Milan hides ERMS: its pool is Rome-class, and stays so.
+    # The sample fleet's own Milan hides ERMS and FSRM: EPYC-Milan without them, before and after.
     real = planning.whatif(fleet_conn, "cmp-milan-01", add="ref:turin*4")
-    assert real.before.model == real.after.model == "EPYC-Rome-v3"
+    assert real.before.model == real.after.model == "EPYC-Milan-v1"
 
 
 def test_limits_names_broadwell_for_the_avx512_family(fleet_conn):
@@ -82,24 +82,24 @@ def test_limits_names_broadwell_for_the_avx512_family(fleet_conn):
     assert [s.guest_features for s in found.steps] == sorted(s.guest_features for s in found.steps)
 
 
-def test_limits_target_retires_exactly_the_profiles_that_fail_it(fleet_conn):
+def test_limits_goal_retires_exactly_the_profiles_that_fail_it(fleet_conn):
     fleet.select(fleet_conn, "")
-    found = planning.limits(fleet_conn, "", target="x86-64-v4")
-    retired = {cpu for _, _, cpu, _ in found.target.retire}
+    found = planning.limits(fleet_conn, "", goal="x86-64-v4")
+    retired = {cpu for _, _, cpu, _ in found.goal.retire}
     assert retired == {
         "AMD EPYC 7451 24-Core Processor", "AMD EPYC 7742 64-Core Processor", "AMD EPYC 7763 64-Core Processor",
         "Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz",
     }
-    assert (found.target.hosts_retired, found.target.hosts_kept) == (4, 6)
+    assert (found.goal.hosts_retired, found.goal.hosts_kept) == (4, 6)
     fleet.select(fleet_conn, "@cascadelake")
-    model = planning.limits(fleet_conn, "@cascadelake", target="Cascadelake-Server-v2").target
+    model = planning.limits(fleet_conn, "@cascadelake", goal="Cascadelake-Server-v2", options=Options(target="rhel-9")).goal
     assert [(p, reason) for p, _, _, reason in model.retire] == [("P2", "Cascadelake-Server-v2 needs hle rtm")]
 
 
-def test_limits_target_must_name_something(fleet_conn):
+def test_limits_goal_must_name_something(fleet_conn):
     fleet.select(fleet_conn, "")
-    with pytest.raises(CpudbError, match="target 'warp9' is not a CPU model, an x86-64 level"):
-        planning.limits(fleet_conn, "", target="warp9")
+    with pytest.raises(CpudbError, match="goal 'warp9' is not a CPU model, an x86-64 level"):
+        planning.limits(fleet_conn, "", goal="warp9")
 
 
 def test_a_mixed_intel_and_amd_pool_reports_its_level(fleet_conn):

@@ -29,6 +29,12 @@ SCALARS = {
     "key": "test_key",
     "qemu_7_2_only": True,
     "libvirt_names": None,
+    "hypervisor": True,
+    "qemu": 70200,
+    "libvirt": 90000,
+    "pmu": False,
+    "pmu_features": ["pdcm"],
+    "disable_missing": True,
     "value": "x",
 }
 
