@@ -43,6 +43,7 @@ class Options:
     require: tuple[str, ...] = ()
     allow_unmigratable: bool = False
     pmu: bool = False
+    detail: bool = False  # every host lacking a feature, not the first MAX_HOSTS_LISTED
 
     def describe(self) -> list[str]:
         shown = []
@@ -300,8 +301,9 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     )
     conn.execute(sql("baseline-status"))
     missing_hosts: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
+    limit = None if options.detail else MAX_HOSTS_LISTED
     for model, feature, lacking in conn.execute(sql("baseline-missing-hosts")).fetchall():
-        missing_hosts[(model, feature)] = _lacking_hosts(lacking, by_profile)
+        missing_hosts[(model, feature)] = _lacking_hosts(lacking, by_profile, limit)
     ranking = tuple(
         _ranked(row, missing_hosts, proxmox_names)
         for row in conn.execute(sql("baseline-ranking"), {"disable_missing": target.hypervisor_checked, **pmu}).fetchall()
@@ -353,13 +355,13 @@ def _check_required(conn: duckdb.DuckDBPyConnection, required: tuple[str, ...]) 
         )
 
 
-def _lacking_hosts(profiles: list[int], by_profile: dict[int, Profile]) -> tuple[tuple[str, ...], int]:
-    """The first MAX_HOSTS_LISTED hosts of these profiles, and how many there are in all."""
+def _lacking_hosts(profiles: list[int], by_profile: dict[int, Profile], limit: int | None) -> tuple[tuple[str, ...], int]:
+    """The first ``limit`` hosts of these profiles (all with None), and how many there are in all."""
     names: list[str] = []
     for profile in profiles:
-        if len(names) >= MAX_HOSTS_LISTED:
+        if limit is not None and len(names) >= limit:
             break
-        names.extend(by_profile[profile].hosts[: MAX_HOSTS_LISTED - len(names)])
+        names.extend(by_profile[profile].hosts[: None if limit is None else limit - len(names)])
     return tuple(names), sum(by_profile[p].n_hosts for p in profiles)
 
 

@@ -50,6 +50,7 @@ def analysis_options(args: argparse.Namespace):
         require=tuple(f.strip() for f in args.require.replace(" ", ",").split(",") if f.strip()),
         allow_unmigratable=args.allow_unmigratable,
         pmu=args.pmu,
+        detail=getattr(args, "detail", False),
     )
 
 

@@ -205,3 +205,37 @@ def _flags(args: argparse.Namespace) -> int:
             title=f"{args.host}: {sum(len(f) for f in grouped.values())} flag(s) by class",
         )
     return 0
+
+
+# --- targets -------------------------------------------------------------------------------------
+
+
+@command
+def _register_targets(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "targets", help="the stacks --target names (QEMU, libvirt, Nova, Proxmox VE, KubeVirt), with their evidence"
+    )
+    format_option(parser)
+    parser.set_defaults(func=_targets)
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from cpudb import output, targets
+
+    rows = [targets.portable(), *targets.listed()]
+    if args.format == "json":
+        output.print_json(
+            {
+                "targets": [{**t.as_json(), "evidence": targets.evidence(t.name)} for t in rows],
+                "rules": targets.rules().sources,
+            }
+        )
+        return 0
+    output.print_rows(
+        args.format,
+        ("target", "qemu", "libvirt", "nova", "proxmox", "kubevirt", "description"),
+        [(t.name, t.qemu, t.libvirt or "-", t.nova or "-", t.proxmox or "-", t.kubevirt or "-", t.description)
+         for t in rows],
+        title=f"{len(rows)} target(s); 'portable' is the default (data/targets.yaml names the evidence of each)",
+    )
+    return 0

@@ -46,7 +46,23 @@ run lscpu lscpu
 if [ -r /proc/cpuinfo ]; then echo "--- /proc/cpuinfo"; cat /proc/cpuinfo; else echo "!missing /proc/cpuinfo: not readable"; fi
 run "virsh domcapabilities" virsh -r domcapabilities
 run "cpuid -r" cpuid -r -1
+fact() {
+    name=$1; shift
+    command -v "$1" >/dev/null 2>&1 || return 0
+    "$@" 2>&1 | head -n 4 | while IFS= read -r line; do echo "!$name $line"; done
+}
+fact virsh-version virsh -r version
+fact qemu-version qemu-system-x86_64 --version
+fact nova-version nova-compute --version
 """
+# What the stack's version commands print, read back into header lines (the default target of
+# a baseline over collected hosts is the oldest stack among them).
+_STACK_FACTS = (
+    ("libvirt", "virsh-version", re.compile(r"^Using library: libvirt (\d+(?:\.\d+)*)")),
+    ("qemu", "virsh-version", re.compile(r"^Running hypervisor: QEMU (\d+(?:\.\d+)*)")),
+    ("qemu", "qemu-version", re.compile(r"version (\d+(?:\.\d+)*)")),
+    ("nova", "nova-version", re.compile(r"^(\d+(?:\.\d+)*)\s*$")),
+)
 
 _TARGET = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])$")
 
@@ -167,9 +183,16 @@ def _assemble(host: str, started: datetime, output: str) -> tuple[str, tuple[str
     kernel = ""
     missing: list[str] = []
     body: list[str] = []
+    stack: dict[str, str] = {}
     for line in output.splitlines():
         if line.startswith("!kernel "):
             kernel = line.removeprefix("!kernel ").strip()
+        elif line.startswith(("!virsh-version ", "!qemu-version ", "!nova-version ")):
+            source, _, text = line[1:].partition(" ")
+            for component, wanted, pattern in _STACK_FACTS:
+                match = pattern.search(text.strip()) if source == wanted else None
+                if match and component not in stack:
+                    stack[component] = match.group(1)
         elif line.startswith("!missing "):
             missing.append(line.removeprefix("!missing ").strip())
         else:
@@ -179,6 +202,7 @@ def _assemble(host: str, started: datetime, output: str) -> tuple[str, tuple[str
         f"collected: {started.isoformat(timespec='seconds')}",
         f"kernel: {kernel}",
         f"collector: cpudb {__version__}",
+        *(f"{component}: {stack[component]}" for component in ("qemu", "libvirt", "nova") if component in stack),
         *(f"# not collected: {reason}" for reason in missing),
     ]
     return "\n".join(header + body) + "\n", tuple(missing)

@@ -6,16 +6,25 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
 
 FORMATS = ("table", "json", "csv")
 
 
+# Python names a flag's class ``klass``; JSON, the report and every other reader say ``class``.
+_JSON_NAMES = {"klass": "class"}
+
+
+def _record(value: Any) -> dict:
+    """A dataclass as a JSON object, recursively, with its fields under their JSON names."""
+    return {_JSON_NAMES.get(f.name, f.name): to_jsonable(getattr(value, f.name)) for f in fields(value)}
+
+
 def to_jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
+        return _record(value)
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -29,7 +38,7 @@ def to_jsonable(value: Any) -> Any:
 def _json_default(value: Any) -> Any:
     """What the C encoder cannot write itself: dataclasses, times, sets."""
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
+        return _record(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, (set, frozenset)):

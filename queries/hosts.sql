@@ -137,10 +137,16 @@ ORDER BY min(host), note;
 -- name: selected-stack
 -- the distinct QEMU, libvirt and Nova versions collected on the selected hosts, each with the first
 -- host (by name) that has it
+WITH versions AS (
+    SELECT d.qemu_version, d.libvirt_version, d.nova_version, min(s.host) AS host
+    FROM selected s JOIN dumps d USING (dump_id)
+    WHERE d.qemu_version IS NOT NULL OR d.libvirt_version IS NOT NULL OR d.nova_version IS NOT NULL
+    GROUP BY ALL
+)
 SELECT component, version, min(host)
-FROM (SELECT s.host, unnest(['qemu', 'libvirt', 'nova']) AS component,
-             unnest([d.qemu_version, d.libvirt_version, d.nova_version]) AS version
-      FROM selected s JOIN dumps d USING (dump_id))
+FROM (SELECT host, unnest(['qemu', 'libvirt', 'nova']) AS component,
+             unnest([qemu_version, libvirt_version, nova_version]) AS version
+      FROM versions)
 WHERE version IS NOT NULL
 GROUP BY component, version
 ORDER BY component, version;

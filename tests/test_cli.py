@@ -128,7 +128,7 @@ def test_flag_by_any_name(capsys):
     code, out, _ = run(capsys, "flag", "tsc-deadline", "--format", "json")
     [entry] = json.loads(out)
     assert code == 0
-    assert (entry["kernel"], entry["qemu"], entry["libvirt"], entry["klass"]) == (
+    assert (entry["kernel"], entry["qemu"], entry["libvirt"], entry["class"]) == (
         "tsc_deadline_timer", "tsc-deadline", "tsc-deadline", "guest",
     )
     assert "Cascadelake-Server-v1" in entry["models"]

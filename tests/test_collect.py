@@ -55,7 +55,16 @@ def _fake_host(root: Path, name: str, virsh: bool) -> None:
     _script(bin_dir / "lscpu", f"#!/bin/sh\n[ \"$LC_ALL\" = C ] || exit 3\nexec cat {root / name / 'lscpu.out'}\n")
     if virsh:
         (root / name / "domcaps.xml").write_text(domcaps("EPYC-Rome", "AMD", require=["amd-ssbd", "x2apic"]))
-        _script(bin_dir / "virsh", f"#!/bin/sh\n[ \"$*\" = '-r domcapabilities' ] || exit 1\nexec cat {root / name / 'domcaps.xml'}\n")
+        version = (
+            "Compiled against library: libvirt 9.0.0\nUsing library: libvirt 9.0.0\nUsing API: QEMU 9.0.0\n"
+            "Running hypervisor: QEMU 7.2.22\n"
+        )
+        _script(bin_dir / "virsh", f"#!/bin/sh\n[ \"$*\" = '-r version' ] && {{ printf '{version}'; exit 0; }}\n"
+                f"[ \"$*\" = '-r domcapabilities' ] || exit 1\nexec cat {root / name / 'domcaps.xml'}\n")
+        _script(bin_dir / "nova-compute", "#!/bin/sh\n[ \"$*\" = --version ] && echo 26.2.1\n")
+    else:
+        _script(bin_dir / "qemu-system-x86_64",
+                "#!/bin/sh\necho 'QEMU emulator version 8.2.2 (Debian 1:8.2.2+ds-0ubuntu1)'\necho 'Copyright (c) 2003-2023'\n")
 
 
 @pytest.fixture
@@ -103,6 +112,26 @@ def test_collected_files_parse_with_header_sections_and_guest_view(fake_ssh, tmp
     text = (out / "novirsh.txt").read_text()
     assert "# not collected: virsh domcapabilities: virsh: command not found" in text
     assert main(["ingest", "--db", str(tmp_path / "c.duckdb"), str(out), "--quiet"]) == 0
+
+
+def test_collected_versions_make_the_oldest_stack_the_default_target(fake_ssh, tmp_path, capsys):
+    out = tmp_path / "dumps"
+    main(["collect", "--ssh", "admin@good", "novirsh", "-o", str(out), "--quiet"])
+    good, plain = parse_file(out / "good.txt"), parse_file(out / "novirsh.txt")
+    # libvirt's answer names the QEMU it runs; without virsh, the QEMU binary's own version.
+    assert (good.qemu_version, good.libvirt_version, good.nova_version) == ("7.2.22", "9.0.0", "26.2.1")
+    assert (plain.qemu_version, plain.libvirt_version, plain.nova_version) == ("8.2.2", None, None)
+    db = str(tmp_path / "c.duckdb")
+    main(["ingest", "--db", db, str(out), "--quiet"])
+    capsys.readouterr()
+    assert main(["baseline", "--db", db, "--format", "json"]) == 0
+    target = __import__("json").loads(capsys.readouterr().out)["target"]
+    assert (target["name"], target["qemu"], target["libvirt"], target["nova"]) == ("selection", "7.2.22", "9.0.0", "26.2.1")
+    assert "QEMU 7.2.22: the oldest collected, on good" in target["notes"]
+    # Nova 26.2.1 has the compareHypervisorCPU backport; the config's header names this target.
+    main(["baseline", "--db", db, "--emit", "nova"])
+    text = capsys.readouterr().out
+    assert "target selection (QEMU 7.2.22, libvirt 9.0.0, Nova 26.2.1" in text and "compareHypervisorCPU" in text
 
 
 def test_permission_denied_and_a_host_file(fake_ssh, tmp_path, capsys):
