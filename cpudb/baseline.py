@@ -43,6 +43,7 @@ class Options:
     require: tuple[str, ...] = ()
     allow_unmigratable: bool = False
     pmu: bool = False
+    allow_guest_dumps: bool = False  # dumps taken inside guests are the pool meant, not a mistake
     detail: bool = False  # every host lacking a feature, not the first MAX_HOSTS_LISTED
 
     def describe(self) -> list[str]:
@@ -57,6 +58,8 @@ class Options:
             shown.append("--allow-unmigratable")
         if self.pmu:
             shown.append("--pmu")
+        if self.allow_guest_dumps:
+            shown.append("--allow-guest-dumps")
         return shown
 
 
@@ -151,19 +154,32 @@ class Baseline:
     recommended: Recommendation | None
     ranking: tuple[RankedModel, ...]
     not_expressible: tuple[NotExpressible, ...]
-    findings: tuple  # risks.Finding: warnings with their severity
+    findings: tuple  # risks.Finding: each fact once, with its severity, hosts and what to do
     profiles: tuple[Profile, ...]
     target: Target
     guest_features: GuestFeatures | None
     options: Options = field(default_factory=Options)
+    planned: tuple[tuple[str, int], ...] = ()  # reference CPUs (ref:) and the hosts each stands for
+
+    @property
+    def planned_hosts(self) -> int:
+        return sum(n for _, n in self.planned)
+
+    @property
+    def real_hosts(self) -> int:
+        return self.total_hosts - self.planned_hosts
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(f.text for f in self.findings)
+        return tuple(f.line for f in self.findings)
 
     @property
     def risks(self) -> tuple[str, ...]:
-        return tuple(f.text for f in self.findings if f.severity == "risk")
+        return tuple(f.line for f in self.findings if f.severity in ("blocker", "risk"))
+
+    @property
+    def blockers(self) -> tuple[str, ...]:
+        return tuple(f.line for f in self.findings if f.severity == "blocker")
 
     @property
     def alternatives(self) -> tuple[RankedModel, ...]:
@@ -320,7 +336,7 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
     chosen = ranking[0] if ranking and ranking[0].usable else None
     recommended = _recommend(conn, chosen, target) if chosen else None
     guest = guest_features(conn, common.common, recommended, target, options) if recommended else None
-    findings = pool_warnings(conn, facts, recommended, ranking, target, held_back)
+    findings = pool_warnings(conn, facts, recommended, ranking, target, held_back, options.allow_guest_dumps)
     return Baseline(
         selection=selection_text.strip() or "all hosts",
         hosts=facts.hosts,
@@ -336,6 +352,7 @@ def compute(conn: duckdb.DuckDBPyConnection, selection_text: str, options: Optio
         target=target,
         guest_features=guest,
         options=options,
+        planned=facts.planned,
     )
 
 

@@ -33,6 +33,8 @@ def baseline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--require", metavar="FLAG,...", default="", help="flags the workloads need (fails if a host lacks one)")
     parser.add_argument("--allow-unmigratable", action="store_true", help="offer unmigratable features (invtsc) as extras")
     parser.add_argument("--pmu", action="store_true", help="guests have a PMU: offer PMU-dependent features (pdcm) as extras")
+    parser.add_argument("--allow-guest-dumps", action="store_true",
+                        help="dumps taken inside guests are meant (otherwise a pool with them is not ready)")
 
 
 def analysis_options(args: argparse.Namespace):
@@ -50,6 +52,7 @@ def analysis_options(args: argparse.Namespace):
         require=tuple(f.strip() for f in args.require.replace(" ", ",").split(",") if f.strip()),
         allow_unmigratable=args.allow_unmigratable,
         pmu=args.pmu,
+        allow_guest_dumps=args.allow_guest_dumps,
         detail=getattr(args, "detail", False),
     )
 
@@ -160,7 +163,11 @@ def baseline_document(result, configs, detail: bool = False) -> dict:
         ],
         "not_expressible": [{"flag": n.flag, "class": n.klass, "reason": n.reason} for n in result.not_expressible],
         "warnings": list(result.warnings),
-        "findings": [{"severity": f.severity, "text": f.text} for f in result.findings],
+        "findings": [
+            {"severity": f.severity, "topic": f.topic, "text": f.text, "action": f.action, "hosts": list(f.hosts),
+             "count": f.count}
+            for f in result.findings
+        ],
         "config": configs,
         "options": result.options.describe(),
     }
@@ -202,8 +209,14 @@ def _print_baseline(result, configs, emit: list[str]) -> None:
             [(n.flag, n.klass, n.reason) for n in result.not_expressible],
             title="common flags no guest CPU model can carry",
         )
-    if result.warnings:
-        output.print_text("warnings:\n" + "\n".join(f"- {w}" for w in result.warnings))
+    if result.findings:
+        lines = ["findings:"]
+        for f in result.findings:
+            who = f" [{f.count} host{'s' if f.count != 1 else ''}: {', '.join(f.hosts)}{', ...' if f.count > len(f.hosts) else ''}]" if f.hosts else ""
+            lines.append(f"- {f.severity}: {f.text}{who}")
+            if f.action:
+                lines.append(f"  what to do: {f.action}")
+        output.print_text("\n".join(lines))
     wanted = ["nova", "libvirt", "qemu", "proxmox", "kubevirt"] if "all" in emit else emit
     from cpudb.emit import CONFIG_KEYS
 
@@ -304,7 +317,8 @@ def _report(args: argparse.Namespace) -> int:
     with reading(args) as conn:
         chosen = fleet.select(conn, selection_text(args), inventory_option(args))
         label = "cpudb.duckdb" if args.dumps else str(db.resolve_path(args.db))
-        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now, db_label=label)
+        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now, db_label=label,
+                                       inventory=inventory_option(args))
     paths = report.output_paths(Path(args.output), args.name or report.default_name(chosen.text, now))
     for path in report.write(context, paths):
         print(path)

@@ -102,6 +102,7 @@ def _register_limits(commands: argparse._SubParsersAction) -> None:
         "limits", help="which CPU profiles hold the pool back: gains if each were retired, and what a target needs retired"
     )
     selection_options(parser)
+    parser.add_argument("--include-planned", action="store_true", help="count planned hosts (ref:) as retirement candidates")
     parser.add_argument(
         "--goal", default="", metavar="MODEL|LEVEL|FLAG,...",
         help="reach this: a CPU model, an x86-64 level (v3, v4) and/or guest flags (avx512f,amx_tile)",
@@ -116,24 +117,29 @@ def _limits(args: argparse.Namespace) -> int:
 
     with reading(args) as conn:
         chosen = fleet.select(conn, selection_text(args), inventory_option(args))
-        result = planning.limits(conn, chosen.text, args.goal, analysis_options(args))
+        result = planning.limits(conn, chosen.text, args.goal, analysis_options(args), include_planned=args.include_planned)
     if args.format == "json":
         output.print_json(result)
         return 0
-    output.print_text(f"{result.selection}: guests can share {result.guest_features} guest features today")
+    models = len(result.cpu_models)
+    output.print_text(
+        f"{result.selection}: {models} CPU model{'s' if models != 1 else ''}; guests can share "
+        f"{result.guest_features} guest features today"
+    )
     output.print_table(
-        ("retire", "hosts", "CPU", "guests would gain", "notable"),
+        ("retire", "hosts", "variants", "guests would gain", "notable"),
         [
-            (r.profile, r.hosts, r.cpu, f"{len(r.gained)}: {' '.join(r.gained)}" if r.gained else "0",
+            (r.cpu, r.hosts, r.variants, f"{len(r.gained)}: {' '.join(r.gained)}" if r.gained else "0",
              "; ".join(f"{k}: {' '.join(v)}" for k, v in r.gained_notable) or "-")
             for r in result.retirements
         ],
-        title="one profile at a time (leave-one-out), most gain first",
+        title="one CPU model at a time (every variant of it), most gain first",
     )
     output.print_table(
-        ("step", "retired", "hosts left", "guest features"),
-        [(i, s.retired or "(as is)", s.hosts_left, s.guest_features) for i, s in enumerate(result.steps)],
-        title="retiring greedily, the profile that gains most at each step",
+        ("step", "retired", "hosts left", "guest features", "gain"),
+        [(i, s.retired or "(as is)", s.hosts_left, s.guest_features, f"+{s.gained}" if s.retired else "-")
+         for i, s in enumerate(result.steps)],
+        title="retiring greedily, the CPU model that gains most at each step, while one gains anything",
     )
     if result.goal:
         t = result.goal

@@ -9,12 +9,16 @@ spelling, QEMU and Proxmox QEMU's. What each platform accepts is asked of the ta
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from cpudb import __version__, targets
 from cpudb.targets import Target
 
 PLATFORMS = ("nova", "libvirt", "qemu", "proxmox", "kubevirt")
+# Configs are pasted from PDFs and terminals: lines are broken only where the format continues
+# them (an indented oslo.config continuation, a shell backslash-newline, another comment line).
+WIDTH = 76
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,27 @@ class ConfigInput:
         return self.remove + self.kvm_dropped
 
 
-def _header(config: ConfigInput, comment: str = "#") -> str:
-    return f"{comment} cpudb {__version__}: pool {config.pool}; target {config.target.label}"
+def _comment(text: str, mark: str = "#") -> list[str]:
+    """A comment as lines of at most WIDTH characters, each starting with ``mark``."""
+    return textwrap.wrap(text, WIDTH - len(mark) - 1, initial_indent=f"{mark} ", subsequent_indent=f"{mark} ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _header(config: ConfigInput, mark: str = "#") -> list[str]:
+    return _comment(f"cpudb {__version__}: pool {config.pool}; target {config.target.label}", mark)
+
+
+def _continued(key: str, items: list[str]) -> list[str]:
+    """``key = a, b, c`` with indented continuation lines (oslo.config joins them, and Nova's
+    ListOpt strips each item)."""
+    lines, line = [], f"{key} ="
+    for index, item in enumerate(items):
+        piece = f" {item}" + ("," if index < len(items) - 1 else "")
+        if len(line) + len(piece) > WIDTH and line.strip() != f"{key} =":
+            lines.append(line)
+            line = "   "
+        line += piece
+    return lines + [line]
 
 
 def nova_needs(config: ConfigInput) -> tuple[tuple[int, int, int], str]:
@@ -65,10 +88,10 @@ def nova(config: ConfigInput) -> str:
     rules = targets.rules()
     target = config.target
     release = target.nova_version
-    lines = ["[libvirt]", _header(config)]
+    lines = ["[libvirt]", *_header(config)]
     if release is None:
         _, why = nova_needs(config)
-        lines.append(f"# Nova is not part of this target: this needs Nova {why}")
+        lines += _comment(f"Nova is not part of this target: this needs Nova {why}")
     lines.append("cpu_mode = custom")
     key = "cpu_models" if release is None or release >= rules.nova_models_list_since else "cpu_model"
     lines.append(f"{key} = {config.model_alias}")
@@ -76,28 +99,30 @@ def nova(config: ConfigInput) -> str:
     if target.nova_can_disable:
         flags += ["-" + libvirt.lower() for _, libvirt in config.disabled]
     elif config.kvm_dropped:
-        lines.append(
-            "# not listed: " + ", ".join(lv for _, lv in config.kvm_dropped)
+        lines += _comment(
+            "not listed: " + ", ".join(lv for _, lv in config.kvm_dropped)
             + f" (in the model, but KVM cannot provide them and drops them; Nova before "
             f"{targets.shown(rules.nova_disable_since)} cannot write '-flag')"
         )
     if flags:
-        lines.append(f"cpu_model_extra_flags = {', '.join(flags)}")
+        lines += _continued("cpu_model_extra_flags", flags)
     if release is not None:
         how = ("compareCPU: the model, then each flag, against the host's own CPU" if target.nova_compares_host_cpu
                else "compareHypervisorCPU: the model with every flag, against what KVM can give")
-        lines.append(f"# nova-compute {targets.shown(release)} checks this on each host at start-up with {how}")
+        lines += _comment(f"nova-compute {targets.shown(release)} checks this on each host at start-up with {how}")
     return "\n".join(lines) + "\n"
 
 
 def libvirt_xml(config: ConfigInput) -> str:
     check = targets.rules().libvirt_check
-    lines = [f"<!-- {_xml_comment(_header(config, '')[1:])} -->"]
+    text = f"cpudb {__version__}: pool {config.pool}; target {config.target.label}"
     if config.target.libvirt is None:
-        lines.append(
-            f"<!-- libvirt is not part of this target: the name {_xml_comment(config.model_alias)} needs libvirt "
-            f"{config.libvirt_first or 'with -vN names'} or newer -->"
-        )
+        text += (f". libvirt is not part of this target: the name {config.model_alias} needs libvirt "
+                 f"{config.libvirt_first or 'with -vN names'} or newer")
+    # No line ends in '-': a PDF reader would take it for a hyphen and join the lines.
+    body = textwrap.wrap(_xml_comment(text), WIDTH - 5, break_long_words=False, break_on_hyphens=False)
+    lines = [f"<!-- {body[0]}", *(f"     {line}" for line in body[1:])]
+    lines[-1] += " -->"
     lines.append(f"<cpu mode='custom' match='exact' check='{check}'>")
     lines.append(f"  <model fallback='forbid'>{_xml_text(config.model_alias)}</model>")
     lines += [f"  <feature policy='require' name='{libvirt}'/>" for _, libvirt in config.add]
@@ -107,23 +132,28 @@ def libvirt_xml(config: ConfigInput) -> str:
 
 
 def qemu(config: ConfigInput) -> str:
-    parts = [config.qemu_model]
-    parts += [f"+{q}" for q, _ in config.add]
-    parts += [f"-{q}" for q, _ in config.disabled]
-    parts.append("enforce")
-    return _header(config) + "\n-cpu " + ",".join(parts) + "\n"
+    parts = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.disabled] + ["enforce"]
+    # One shell word over several lines: a backslash-newline inside it is removed by the shell.
+    lines, line = [], f"-cpu {config.qemu_model},"
+    for index, part in enumerate(parts):
+        piece = part + ("," if index < len(parts) - 1 else "")
+        if len(line) + len(piece) > WIDTH - 1:
+            lines.append(line + "\\")
+            line = ""
+        line += piece
+    return "\n".join([*_header(config), *lines, line]) + "\n"
 
 
 def proxmox(config: ConfigInput) -> str:
     header = _header(config)
     if config.proxmox_model is None:
-        return (
-            f"{header}\n# no Proxmox VE configuration: qemu-server has no reported-model for {config.model}"
-            " (run with --target proxmox-8 for a model Proxmox VE names)\n"
-        )
+        return "\n".join(header + _comment(
+            f"no Proxmox VE configuration: qemu-server has no reported-model for {config.model} "
+            "(run with --target proxmox-8 for a model Proxmox VE names)")) + "\n"
     name = "cpudb-" + (re.sub(r"[^a-z0-9-]+", "-", config.pool.lower()).strip("-")[:40] or "pool")
     flags = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.disabled]
-    lines = [header, "# /etc/pve/virtual-guest/cpu-models.conf", f"# use it in a VM as: cpu: custom-{name}"]
+    # The flags value cannot be continued: it stays one line (the report prints it unbroken).
+    lines = [*header, "# /etc/pve/virtual-guest/cpu-models.conf", f"# use it in a VM as: cpu: custom-{name}"]
     if config.proxmox_builtin:
         lines.append(f"# the same CPU as Proxmox VE's built-in type: cpu: {config.proxmox_builtin}")
     lines.append(f"cpu-model: {name}")
@@ -137,11 +167,10 @@ def kubevirt(config: ConfigInput) -> str:
     rules = targets.rules()
     family = re.sub(r"-v\d+$", "", config.model_alias)
     if rules.kubevirt_obsolete_model(family):
-        return (
-            f"{_header(config)}\n# no KubeVirt configuration: {config.model_alias} is one of KubeVirt's obsolete CPU "
-            "models, so no node is labelled for it and the VMI is never scheduled (use --target kubevirt-1.5)\n"
-        )
-    lines = [_header(config), "spec:", "  domain:", "    cpu:", f"      model: {config.model_alias}"]
+        return "\n".join(_header(config) + _comment(
+            f"no KubeVirt configuration: {config.model_alias} is one of KubeVirt's obsolete CPU models, so no node "
+            "is labelled for it and the VMI is never scheduled (use --target kubevirt-1.5)")) + "\n"
+    lines = [*_header(config), "spec:", "  domain:", "    cpu:", f"      model: {config.model_alias}"]
     features = [(lv, "require") for _, lv in config.add] + [(lv, "disable") for _, lv in config.disabled]
     if features:
         lines.append("      features:")

@@ -44,6 +44,7 @@ class HostRow:
     snapshots: int
     guest_source: str | None  # where the baseline's guest view of this host came from, if any
     guest_path: str | None
+    collected_at: datetime | None  # when the dump says it was taken (cpudb collect's header)
 
     @property
     def guest_view(self) -> str:

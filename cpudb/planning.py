@@ -96,11 +96,15 @@ def _kernel_spelling(flag: str) -> str:
 class Side:
     selection: str
     hosts: int
+    planned_hosts: int
     profiles: int
     model: str | None
     model_alias: str | None
     extra_flags: tuple[str, ...]
+    edits: int | None
     guest_flags: frozenset[str]
+    guest_features: int  # of the guest features every host has, how many guests get
+    pool_common: int
     level: str | None
 
 
@@ -120,11 +124,15 @@ def _side(result: Baseline) -> Side:
     return Side(
         selection=result.selection,
         hosts=result.total_hosts,
+        planned_hosts=result.planned_hosts,
         profiles=len(result.profiles),
         model=rec.model if rec else None,
         model_alias=rec.model_alias if rec else None,
         extra_flags=rec.extra_flags if rec else (),
+        edits=rec.edits if rec else None,
         guest_flags=guest,
+        guest_features=result.guest_features.given if result.guest_features else 0,
+        pool_common=result.guest_features.pool_common if result.guest_features else 0,
         level=level_of(guest, None).level if rec else None,
     )
 
@@ -169,21 +177,33 @@ def whatif(
 
 
 @dataclass(frozen=True)
-class Retirement:
-    """What the pool gains if one CPU profile is retired."""
+class CpuModel:
+    """The profiles of one CPU model and stepping: BIOS, microcode and kernel variants of one part."""
 
-    profile: str
+    label: str  # "Xeon Gold 6230, stepping 7"
+    generation: str  # from the CPUID signature
     hosts: int
+    profiles: tuple[str, ...]  # P3, P4: its variants
+    planned: bool  # reference CPUs of a what-if, not hosts that exist
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What the pool gains if every host of one CPU model is retired."""
+
     cpu: str
-    gained: tuple[str, ...]  # guest features, kernel spelling where there is one
+    hosts: int
+    variants: int
+    gained: tuple[str, ...]  # guest features (kernel flags)
     gained_notable: tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
 class Step:
-    retired: str | None  # profile retired at this step (None: the pool as it is)
+    retired: str | None  # CPU model retired at this step (None: the pool as it is)
     hosts_left: int
     guest_features: int
+    gained: int  # over the step before
 
 
 @dataclass(frozen=True)
@@ -199,14 +219,43 @@ class GoalResult:
 @dataclass(frozen=True)
 class Limits:
     selection: str
-    guest_features: int  # settable features every host shares now
-    retirements: tuple[Retirement, ...]  # leave-one-out, most gain first
-    steps: tuple[Step, ...]  # greedy: retire the profile that gains most, again and again
+    guest_features: int  # guest features (kernel flags) every host has now: what guests can share
+    cpu_models: tuple[CpuModel, ...]
+    retirements: tuple[Retirement, ...]  # leave-one-CPU-model-out, most gain first
+    steps: tuple[Step, ...]  # greedy: retire the CPU model that gains most, while that gains anything
     goal: GoalResult | None
 
 
 def _profile_features(conn: duckdb.DuckDBPyConnection) -> dict[int, frozenset[str]]:
     return {p: frozenset(f) for p, f in conn.execute(sql("baseline-profile-guest-features")).fetchall()}
+
+
+def cpu_models(result: Baseline, rows: dict[str, fleet.HostRow]) -> dict[str, tuple[CpuModel, tuple[int, ...]]]:
+    """The selection's CPU models (model name and stepping), each with the profiles that are its variants."""
+    from cpudb.report import short_cpu
+    from cpudb.signatures import describe
+
+    groups: dict[str, list] = {}
+    for p in result.profiles:
+        host = rows[p.hosts[0]]
+        name = short_cpu(host.model_name or "unknown CPU")
+        label = f"{name}, stepping {host.stepping}" if host.stepping is not None else name
+        if host.kind == "reference":
+            label = f"{p.hosts[0]} (planned)"
+        groups.setdefault(label, [host, []])[1].append(p)
+    found = {}
+    for label, (host, profiles) in groups.items():
+        found[label] = (
+            CpuModel(
+                label=label,
+                generation=describe(host.vendor, host.family, host.model, host.stepping, None),
+                hosts=sum(p.n_hosts for p in profiles),
+                profiles=tuple(f"P{p.profile}" for p in profiles),
+                planned=host.kind == "reference",
+            ),
+            tuple(p.profile for p in profiles),
+        )
+    return found
 
 
 def limits(
@@ -215,39 +264,53 @@ def limits(
     goal: str = "",
     options: Options = Options(),
     result: Baseline | None = None,
+    include_planned: bool = False,
 ) -> Limits:
-    """Leave-one-out gains per profile, a greedy retire sequence, and the profiles a goal needs retired.
+    """Leave-one-CPU-model-out gains, a greedy retire sequence, and the profiles a goal needs retired.
 
-    ``result`` is the baseline just computed for the same selection, when the caller has one.
+    Gains are in guest features (kernel flags of class guest every remaining host has), the
+    numbers the baseline's headline uses. Planned hosts (ref:) are retirement candidates only
+    with ``include_planned``. ``result`` is the baseline just computed for the same selection.
     """
     result = result or compute(conn, selection, options)
     features = _profile_features(conn)
-    spelled = dict(conn.execute(sql("feature-kernel-names")).fetchall())
-    profiles = {p.profile: p for p in result.profiles}
-    cpus = {r.host: r.model_name or "unknown CPU" for r in fleet.selected_hosts(conn)}
-    common = frozenset.intersection(*features.values()) if features else frozenset()
+    profile_flags = _profile_flags(conn)
+    classes = dict(conn.execute(sql("flag-class-of"), {"flags": sorted(set().union(*profile_flags.values()))}).fetchall()) if profile_flags else {}
+    guest = {p: frozenset(f for f in flags if classes.get(f) == "guest") for p, flags in profile_flags.items()}
+    rows = {r.host: r for r in fleet.selected_hosts(conn)}
+    models = cpu_models(result, rows)
 
-    def shared(ids) -> frozenset[str]:
-        sets = [features[i] for i in ids]
+    def shared(labels) -> frozenset[str]:
+        sets = [guest[pid] for label in labels for pid in models[label][1]]
         return frozenset.intersection(*sets) if sets else frozenset()
 
+    everyone = list(models)
+    common = shared(everyone)
+    candidates = [m for m in everyone if include_planned or not models[m][0].planned]
     retirements = []
-    if len(profiles) > 1:
-        for pid, profile in profiles.items():
-            gained = shared(i for i in profiles if i != pid) - common
-            names = sorted(spelled.get(f) or f for f in gained)
-            retirements.append(
-                Retirement(f"P{pid}", profile.n_hosts, cpus[profile.hosts[0]], tuple(names), _notable(names))
-            )
-    retirements.sort(key=lambda r: (-len(r.gained), r.hosts, r.profile))
-    steps = [Step(None, result.total_hosts, len(common))]
-    left = set(profiles)
+    if len(everyone) > 1:
+        for label in candidates:
+            gained = sorted(shared([m for m in everyone if m != label]) - common)
+            cpu = models[label][0]
+            retirements.append(Retirement(label, cpu.hosts, len(cpu.profiles), tuple(gained), _notable(gained)))
+    retirements.sort(key=lambda r: (-len(r.gained), r.hosts, r.cpu))
+    steps = [Step(None, result.total_hosts, len(common), 0)]
+    left = list(everyone)
     while len(left) > 1:
-        best = max(sorted(left), key=lambda i: (len(shared(left - {i})), -profiles[i].n_hosts))
-        left.discard(best)
-        steps.append(Step(f"P{best}", sum(profiles[i].n_hosts for i in left), len(shared(left))))
+        options_left = [m for m in left if m in candidates]
+        if not options_left:
+            break
+        now = len(shared(left))
+        best = max(sorted(options_left), key=lambda m: (len(shared([x for x in left if x != m])), -models[m][0].hosts))
+        after = len(shared([x for x in left if x != best]))
+        if after <= now:
+            break  # nothing more to gain by retiring any one CPU model
+        left.remove(best)
+        steps.append(Step(best, sum(models[m][0].hosts for m in left), after, after - now))
+    cpus = {r.host: r.model_name or "unknown CPU" for r in rows.values()}
     found = _goal(conn, goal, result, features, cpus) if goal.strip() else None
-    return Limits(result.selection, len(common), tuple(retirements), tuple(steps), found)
+    return Limits(result.selection, len(common), tuple(models[m][0] for m in everyone), tuple(retirements),
+                  tuple(steps), found)
 
 
 def _goal(conn, text: str, result: Baseline, features: dict[int, frozenset[str]], cpus) -> GoalResult:

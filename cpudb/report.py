@@ -1,14 +1,18 @@
 """The migration-readiness report: one context built in one place, rendered to HTML and PDF.
 
 The HTML is self-contained (inline CSS and SVG, no scripts, no external references); the
-PDF is WeasyPrint's rendering of the same HTML with a print stylesheet, and WeasyPrint is
-given a URL fetcher that refuses everything, so rendering never touches the network.
+PDF is WeasyPrint's rendering of the same HTML with a print stylesheet and the configuration
+files attached, and WeasyPrint is given a URL fetcher that refuses everything, so rendering
+never touches the network. A report run writes its HTML, PDF and configuration files
+together or not at all (report_io).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,11 +22,13 @@ import duckdb
 from cpudb import __version__, catalog, charts
 from cpudb.baseline import Baseline, Options, RankedModel, compute, configs
 from cpudb.errors import OutputError
-from cpudb.families import families, family_of
+from cpudb.families import families, family_of, notable_groups
 from cpudb.fleet import HostRow, selected_hosts
 from cpudb.levels import level_of, systems_allowed, systems_excluded
 from cpudb.queries import sql
 from cpudb.resources import resource_dir
+from cpudb.risks import Finding
+from cpudb.signatures import describe
 
 PAPER_SIZES = ("A4", "Letter")
 # Above this many hosts the appendix lists the first hosts of each profile, not every host,
@@ -30,31 +36,54 @@ PAPER_SIZES = ("A4", "Letter")
 FULL_APPENDIX_LIMIT = 1000
 HOSTS_PER_PROFILE_IN_APPENDIX = 10
 TOP_MODELS = 10
+RETIRE_ROWS = 12
+# Text width of a configuration block in the PDF (A4 less margins and padding), in points.
+CONFIG_WIDTH_PT = 490
+CONFIG_FONT_PT = (8.5, 4.5)  # the usual size, and the smallest a long unbroken line is set in
+# The configuration files written beside the report and attached to the PDF.
+CONFIG_FILES = (
+    ("nova", "Nova (nova.conf, every compute host)", "nova.conf"),
+    ("libvirt_xml", "libvirt domain XML", "domain-cpu.xml"),
+    ("qemu", "QEMU command line", "qemu-cpu.txt"),
+    ("proxmox", "Proxmox VE (cpu-models.conf)", "cpu-models.conf"),
+    ("kubevirt", "KubeVirt (VirtualMachine spec)", "kubevirt-cpu.yaml"),
+)
 
 
 # --- the context -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ProfileView:
-    """One CPU profile (hosts with identical flags) as the report shows it."""
+class VariantView:
+    """One CPU profile (hosts with identical flags) of a CPU model."""
 
     label: str  # P1, P2, ...
     hosts: int
     sample_hosts: tuple[str, ...]
-    vendor: str
-    cpus: tuple[str, ...]
-    microarchitecture: str
-    level: str
+    differs: str  # how it differs from the CPU model's main variant ("" for that one)
+    guest_view: str
     runs_as: str
     n_flags: int
-    guest_view: str  # where its guest-settable features were read from
-    lost: tuple[str, ...]  # guest features it has that the recommendation does not give guests
-    lost_notable: tuple[tuple[str, tuple[str, ...]], ...]  # (family, flags)
+
+
+@dataclass(frozen=True)
+class CpuModelView:
+    """A CPU model and stepping of the selection, with its variants."""
+
+    label: str  # "Xeon Gold 6230, stepping 7"
+    cpu: str  # the full model name
+    vendor: str
+    generation: str  # from the CPUID signature
+    level: str
+    hosts: int
+    planned: bool
+    variants: tuple[VariantView, ...]
+    lost: tuple[str, ...]  # guest features every variant has that guests will not see
+    lost_notable: tuple[tuple[str, tuple[str, ...]], ...]
 
     @property
     def caption(self) -> str:
-        return f"{self.label} · {short_cpu(self.cpus[0])} · {self.hosts} host{'s' if self.hosts != 1 else ''}"
+        return f"{self.label} · {_count(self.hosts, 'host')}" + (" (planned)" if self.planned else "")
 
 
 @dataclass(frozen=True)
@@ -70,60 +99,74 @@ class RankingRow:
 
 
 @dataclass(frozen=True)
-class HostLine:
-    host: str
-    profile: str
-    vendor: str
-    cpu: str
-    runs_as: str
-    source: str
-    snapshot: str
-    sha256: str
+class ConfigFile:
+    key: str  # the JSON key of baseline --format json
+    title: str
+    filename: str  # written beside the report and attached to the PDF
+    text: str
+    font_pt: float  # set so that the longest line, which the format cannot continue, fits the page
 
 
 @dataclass(frozen=True)
 class PlanningView:
-    """Section 10: what holds the pool back, and the effect of the planned reference CPUs."""
+    """What holds the pool back, by CPU model, and the effect of the planned reference CPUs."""
 
-    retirements: tuple  # planning.Retirement, most gain first
-    steps_chart: charts.BarChart
-    whatif: object | None  # planning.WhatIf: the selection without and with its reference CPUs
+    cpu_models: int
     guest_features: int
+    retirements: tuple  # planning.Retirement, most gain first (at most RETIRE_ROWS)
+    more_retirements: int  # rows left out of the table (every one is in `cpudb limits`)
+    steps_chart: charts.BarChart
+    steps: int
+    whatif: object | None  # planning.WhatIf: the selection without and with its reference CPUs
 
 
 @dataclass(frozen=True)
 class ReportContext:
     title: str
     generated_at: str
+    generated_date: str
     cpudb_version: str
     catalog_version: str
     selection: str
     options: tuple[str, ...]
     paper: str
     total_hosts: int
+    real_hosts: int
+    planned: tuple[tuple[str, int], ...]  # reference CPUs (ref:) and the hosts each stands for
     verdict: str  # ready | ready with warnings | not ready
     verdict_sentence: str
     baseline: Baseline
     level: str
     level_systems: tuple[str, ...]
     level_excluded: tuple[str, ...]
-    profiles: tuple[ProfileView, ...]
+    cpu_models: tuple[CpuModelView, ...]
+    constant_facts: tuple[str, ...]  # what holds for every host (said once, not in a column)
+    vary_runs_as: bool  # hosts differ in where the dump was taken (bare metal, guest)
+    vary_guest_view: bool  # hosts differ in where their guest view came from
     matrices: tuple[charts.HeatMap, ...]
     matrix_flags: int
     matrix_hidden: int  # differing flags left out of the matrix (not guest features)
     losses: charts.BarChart
     ranking: tuple[RankingRow, ...]
     libvirt_choice: str
-    configs: dict[str, str] | None
+    configs: tuple[ConfigFile, ...]
+    findings: tuple[Finding, ...]
     unverifiable_msr: tuple[str, ...]
     unverifiable_vmx: int
     verify_command: str
-    representatives: tuple[tuple[str, str], ...]  # (profile label, one host of it)
-    hosts: tuple[HostLine, ...]
+    representatives: tuple[tuple[str, str], ...]  # (CPU model, one existing host of it)
+    appendix: str  # one line per host: compact text, not a table (a 1,000-host PDF in seconds)
+    hosts_listed: int
     hosts_listed_in_full: bool
     input_digest: str
-    drift: object | None = None  # drift.DriftView: snapshots that changed, and outliers
+    digest_covers: tuple[str, ...]
+    footer: str
+    drift: object | None = None  # drift.DriftView: snapshots that changed
     planning: PlanningView | None = None
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def short_cpu(name: str) -> str:
@@ -146,6 +189,7 @@ def build_context(
     paper: str = "A4",
     now: datetime | None = None,
     db_label: str = "cpudb.duckdb",
+    inventory: Path | None = None,
 ) -> ReportContext:
     """Everything the templates show, for the hosts in the temp table `selected`."""
     now = now or datetime.now(timezone.utc)
@@ -153,113 +197,122 @@ def build_context(
     host_rows = selected_hosts(conn)
     by_host = {r.host: r for r in host_rows}
     profile_flags = {p: frozenset(flags) for p, flags in conn.execute(sql("baseline-profile-flags")).fetchall()}
-    classes = dict(conn.execute(sql("flag-class-of"), {"flags": sorted(set().union(*profile_flags.values()))}).fetchall())
+    every_flag = sorted(set().union(*profile_flags.values())) if profile_flags else []
+    classes = dict(conn.execute(sql("flag-class-of"), {"flags": every_flag}).fetchall())
     rec = result.recommended
     offered = set(rec.guest_flags) if rec else set()
-    views = []
-    for profile in result.profiles:
-        rows = [by_host[h] for h in profile.hosts]
-        flags = profile_flags[profile.profile]
-        info = level_of(flags, rows[0].vendor)
-        lost = sorted(f for f in flags if classes.get(f) == "guest" and f not in offered)
-        notable: dict[str, list[str]] = {}
-        for flag in lost:
-            fam = family_of(flag)
-            if fam.notable:
-                notable.setdefault(fam.name, []).append(flag)
-        views.append(
-            ProfileView(
-                label=f"P{profile.profile}",
-                hosts=profile.n_hosts,
-                sample_hosts=profile.hosts[:3],
-                vendor=rows[0].vendor or "unknown",
-                cpus=tuple(sorted({r.model_name or "unknown CPU" for r in rows})),
-                microarchitecture=info.microarchitecture or "not known to archspec",
-                level=info.level,
-                runs_as=_runs_as(rows),
-                n_flags=len(flags),
-                guest_view=", ".join(sorted({r.guest_view for r in rows})),
-                lost=tuple(lost),
-                lost_notable=tuple((k, tuple(v)) for k, v in notable.items()),
-            )
-        )
-    label_of = {p.profile: f"P{p.profile}" for p in result.profiles}
-    matrices, shown, hidden = _matrices(result, profile_flags, classes, views)
+    models = _cpu_models(result, by_host, profile_flags, classes, offered)
+    matrices, shown, hidden = _matrices(result, profile_flags, classes, models)
     losses = charts.bar_chart(
-        [
-            (v.caption, len(v.lost), ", ".join(f"{fam} ({len(fl)})" for fam, fl in v.lost_notable))
-            for v in views
-        ]
+        [(m.caption, len(m.lost), ", ".join(f"{fam} ({len(fl)})" for fam, fl in m.lost_notable)) for m in models]
     )
     level = level_of(set(rec.guest_flags), None).level if rec else "x86-64"
-    verdict, sentence = _verdict(result, level)
-    hosts, complete = _host_lines(result, by_host, label_of)
+    verdict, sentence = _verdict(result)
+    appendix, listed, complete = _appendix(result, by_host)
     the_configs = configs(conn, result)
     from cpudb import drift
 
     drift_view = drift.report_view(conn)
+    digest, covers = _input_digest(host_rows, result, options, inventory, selection_text)
     planning = _planning(conn, selection_text, options, result)  # last: it may re-select hosts
+    generated = now.strftime("%Y-%m-%d %H:%M UTC")
     return ReportContext(
         title=f"Migration readiness: {result.selection}",
-        generated_at=now.strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=generated,
+        generated_date=now.strftime("%Y-%m-%d"),
         cpudb_version=__version__,
         catalog_version=catalog.current_digest()[:12],
         selection=result.selection,
         options=tuple(options.describe()) + (f"--paper {paper}",),
         paper=paper,
         total_hosts=result.total_hosts,
+        real_hosts=result.real_hosts,
+        planned=result.planned,
         verdict=verdict,
         verdict_sentence=sentence,
         baseline=result,
         level=level,
         level_systems=systems_allowed(level),
         level_excluded=systems_excluded(level),
-        profiles=tuple(views),
+        cpu_models=tuple(models),
+        constant_facts=_constant_facts(models),
+        vary_runs_as=len({v.runs_as for m in models for v in m.variants}) > 1,
+        vary_guest_view=len({v.guest_view for m in models for v in m.variants}) > 1,
         matrices=tuple(matrices),
         matrix_flags=shown,
         matrix_hidden=hidden,
         losses=losses,
         ranking=tuple(_ranking_rows(result)),
         libvirt_choice=_libvirt_choice(result),
-        configs=the_configs,
+        configs=_config_files(the_configs),
+        findings=tuple(sorted(result.findings, key=lambda f: ("blocker", "risk", "note").index(f.severity))),
         unverifiable_msr=tuple(f for f in (rec.unverifiable if rec else ()) if not f.startswith("vmx-")),
         unverifiable_vmx=sum(1 for f in (rec.unverifiable if rec else ()) if f.startswith("vmx-")),
         verify_command=_verify_command(result, db_label),
-        representatives=tuple((v.label, v.sample_hosts[0]) for v in views),
-        hosts=tuple(hosts),
+        representatives=tuple((m.label, m.variants[0].sample_hosts[0]) for m in models if not m.planned),
+        appendix=appendix,
+        hosts_listed=listed,
         hosts_listed_in_full=complete,
-        input_digest=_input_digest(host_rows),
+        input_digest=digest,
+        digest_covers=covers,
+        footer=f"{result.selection} · {generated} · inputs {digest[:12]}",
         drift=drift_view,
         planning=planning,
     )
 
 
-def _planning(conn, selection_text: str, options: Options, result: Baseline) -> PlanningView | None:
-    """Limits for pools of several profiles; before/after when the selection plans reference CPUs."""
-    from cpudb import planning
+def _cpu_models(result: Baseline, by_host: dict[str, HostRow], profile_flags, classes, offered) -> list[CpuModelView]:
+    """The selection's CPU models (name and stepping), each with its variants, biggest first."""
+    from cpudb.planning import cpu_models
 
-    if len(result.profiles) < 2:
-        return None
-    found = planning.limits(conn, selection_text, options=options, result=result)
-    labels = ["as it is"] + [f"without {s.retired} ({s.hosts_left} hosts left)" for s in found.steps[1:]]
-    chart = charts.bar_chart([(label, s.guest_features, "") for label, s in zip(labels, found.steps)])
-    items = [i for i in re.split(r"[\s,]+", selection_text.strip()) if i]
-    planned = [i for i in items if i.startswith("ref:")]
-    whatif = None
-    if planned:
-        real = " ".join(i for i in items if not i.startswith("ref:"))
-        whatif = planning.whatif(conn, real, add=" ".join(planned), options=options)
-    return PlanningView(found.retirements[:8], chart, whatif, found.guest_features)
+    views = []
+    for label, (model, ids) in cpu_models(result, by_host).items():
+        profiles = [p for p in result.profiles if p.profile in ids]
+        main = max(profiles, key=lambda p: (p.n_hosts, -p.profile))
+        main_flags = profile_flags[main.profile]
+        variants = []
+        for p in sorted(profiles, key=lambda p: (p is not main, -p.n_hosts, p.profile)):
+            rows = [by_host[h] for h in p.hosts]
+            flags = profile_flags[p.profile]
+            lacks, adds = sorted(main_flags - flags), sorted(flags - main_flags)
+            differs = "; ".join(part for part in (f"lacks {' '.join(lacks)}" if lacks else "",
+                                                  f"has {' '.join(adds)} too" if adds else "") if part)
+            variants.append(VariantView(
+                label=f"P{p.profile}", hosts=p.n_hosts, sample_hosts=p.hosts[:3], differs=differs,
+                guest_view=", ".join(sorted({r.guest_view for r in rows})), runs_as=_runs_as(rows), n_flags=len(flags),
+            ))
+        first = by_host[main.hosts[0]]
+        guest_flags = [frozenset(f for f in profile_flags[p.profile] if classes.get(f) == "guest") for p in profiles]
+        lost = sorted(frozenset.intersection(*guest_flags) - offered)
+        info = level_of(main_flags, first.vendor)
+        views.append(CpuModelView(
+            label=label, cpu=first.model_name or "unknown CPU", vendor=first.vendor or "unknown",
+            generation=describe(first.vendor, first.family, first.model, first.stepping, info.microarchitecture),
+            level=info.level, hosts=model.hosts, planned=model.planned, variants=tuple(variants),
+            lost=tuple(lost), lost_notable=notable_groups(lost),
+        ))
+    return sorted(views, key=lambda v: (v.planned, v.vendor, -v.hosts, v.label))
+
+
+def _constant_facts(models: list[CpuModelView]) -> tuple[str, ...]:
+    """What every existing host shares, said once instead of a column of one value."""
+    real = [v for m in models if not m.planned for v in m.variants]
+    facts = []
+    for attribute, say in (("runs_as", "every host runs as {}"), ("guest_view", "every host's guest view is its {}")):
+        values = {getattr(v, attribute) for v in real}
+        if len(values) == 1:
+            facts.append(say.format(values.pop()))
+    return tuple(facts)
 
 
 def _runs_as(rows: list[HostRow]) -> str:
-    kinds = {f"guest ({r.hypervisor_vendor})" if r.is_guest and r.hypervisor_vendor else ("guest" if r.is_guest else "bare metal") for r in rows}
     if any(r.kind == "reference" for r in rows):
-        return "reference CPU"
+        return "reference CPU (planned)"
+    kinds = {f"guest ({r.hypervisor_vendor})" if r.is_guest and r.hypervisor_vendor else ("guest" if r.is_guest else "bare metal") for r in rows}
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
-def _matrices(result, profile_flags, classes, views) -> tuple[list[charts.HeatMap], int, int]:
+def _matrices(result, profile_flags, classes, models) -> tuple[list[charts.HeatMap], int, int]:
     """Guest flags that differ between profiles, grouped by family; other differences only counted."""
     every = frozenset.intersection(*profile_flags.values()) if profile_flags else frozenset()
     differing = frozenset().union(*profile_flags.values()) - every
@@ -267,26 +320,31 @@ def _matrices(result, profile_flags, classes, views) -> tuple[list[charts.HeatMa
     grouped: dict[str, list[str]] = {}
     for flag in shown:
         grouped.setdefault(family_of(flag).name, []).append(flag)
-    order = [f.name for f in families()]
-    columns = [(name, grouped[name]) for name in order if name in grouped]
-    rows = [(v.caption, profile_flags[p.profile]) for v, p in zip(views, result.profiles)]
+    columns = [(f.name, grouped[f.name]) for f in families() if f.name in grouped]
+    rows = []
+    for model in models:
+        for v in model.variants:
+            rows.append((f"{v.label} · {model.label} · {_count(v.hosts, 'host')}", profile_flags[int(v.label[1:])]))
     return (charts.heat_maps(rows, columns) if columns else []), len(shown), len(differing) - len(shown)
 
 
-def _verdict(result: Baseline, level: str) -> tuple[str, str]:
+def _verdict(result: Baseline) -> tuple[str, str]:
     rec = result.recommended
-    if rec is None:
-        return "not ready", (
-            f"No QEMU CPU model is compatible with all {result.total_hosts} selected hosts; "
-            "see the near misses and warnings below."
-        )
-    extra = f" plus {len(rec.extra_flags)} extra flag(s)" if rec.extra_flags else ""
-    sentence = (
-        f"All {result.total_hosts} hosts can run guests with {rec.model}{extra}; guests then see an "
-        f"{level} CPU."
-    )
+    guest = result.guest_features
+    planned = ""
+    if result.planned:
+        refs = ", ".join(f"{name} ×{n}" for name, n in result.planned)
+        planned = (f" {_count(result.planned_hosts, 'planned host')} ({refs}) are part of the decision but not counted "
+                   "as ready: they do not exist yet.")
+    if rec is None or result.blockers:
+        first = next(f for f in result.findings if f.severity == "blocker")
+        return "not ready", f"Not ready: {first.text}{'; ' + first.action if first.action else ''}." + planned
+    hosts = ("The one host" if result.real_hosts == 1 else f"All {result.real_hosts:,} hosts")
+    sentence = (f"{hosts} can run guests with {rec.model} and {_count(rec.edits, 'edit')}; "
+                f"{guest.headline}." + planned)
     if result.risks:
-        return "ready with warnings", sentence + f" Read the {len(result.risks)} warning(s) before the change."
+        risks = len(result.risks)
+        return "ready with warnings", sentence + f" Read the {_count(risks, 'warning')} before the change."
     return "ready", sentence
 
 
@@ -298,14 +356,13 @@ def _why(model: RankedModel, best: RankedModel | None) -> str:
     if not model.usable:
         if model.unnameable:
             return f"cannot name {', '.join(model.unnameable)} to turn off"
-        lacking = ", ".join(f"{f} ({model.missing_counts[f]} host{'s' if model.missing_counts[f] != 1 else ''})"
-                            for f in list(model.missing)[:4])
+        lacking = ", ".join(f"{f} ({_count(model.missing_counts[f], 'host')})" for f in list(model.missing)[:4])
         more = f" and {len(model.missing) - 4} more" if len(model.missing) > 4 else ""
         return f"the target's Nova checks the bare model on each host, which lacks {lacking}{more}"
     if best is None or model.model == best.model:
         return "recommended"
     if model.edits > best.edits:
-        return f"{model.edits - best.edits} more edit(s)"
+        return f"{_count(model.edits - best.edits, 'more edit')}"
     if best.vendor_match and not model.vendor_match:
         return "same edits, not the pool's vendor"
     if model.age < best.age:
@@ -315,23 +372,15 @@ def _why(model: RankedModel, best: RankedModel | None) -> str:
 
 def _row(model: RankedModel, best: RankedModel | None) -> RankingRow:
     return RankingRow(
-        model=model.model,
-        name_in_configs=model.alias,
-        vendor=model.vendor,
-        edits=model.edits,
-        extra=len(model.extra_flags),
-        disabled=model.disabled_flags,
-        usable=model.usable,
-        why=_why(model, best),
+        model=model.model, name_in_configs=model.alias, vendor=model.vendor, edits=model.edits,
+        extra=len(model.extra_flags), disabled=model.disabled_flags, usable=model.usable, why=_why(model, best),
     )
 
 
 def _ranking_rows(result: Baseline) -> list[RankingRow]:
     best = _ranked(result, result.recommended.model) if result.recommended else None
     rows = [_row(m, best) for m in result.ranking if m.usable][:TOP_MODELS]
-    if not rows:
-        rows = [_row(m, best) for m in result.ranking[:TOP_MODELS]]
-    return rows
+    return rows or [_row(m, best) for m in result.ranking[:TOP_MODELS]]
 
 
 def _libvirt_score(model: RankedModel) -> int:
@@ -352,43 +401,99 @@ def _libvirt_choice(result: Baseline) -> str:
     return f"{best.model}{disabled} (cost {_libvirt_score(best)}: +1 per added feature, k+1 for the k-th disabled one)"
 
 
+def _config_files(texts: dict[str, str] | None) -> tuple[ConfigFile, ...]:
+    if not texts:
+        return ()
+    found = []
+    usual, smallest = CONFIG_FONT_PT
+    for key, title, filename in CONFIG_FILES:
+        text = texts[key]
+        longest = max(len(line) for line in text.splitlines())
+        size = max(smallest, min(usual, CONFIG_WIDTH_PT / (0.602 * max(longest, 1))))
+        found.append(ConfigFile(key, title, filename, text, round(size, 2)))
+    return tuple(found)
+
+
 def _verify_command(result: Baseline, db_label: str) -> str:
-    parts = ["cpudb", "verify", "--guest", "test-guest.lscpu", "--db", db_label]
-    parts += list(result.options.describe())
-    if result.selection != "all hosts":
-        parts.append(f"'{result.selection}'")
+    """The check of step 9: a guest's flags against exactly the configured CPU (no database needed)."""
+    rec = result.recommended
+    if rec is None:
+        return ""
+    parts = ["cpudb", "verify", "--guest", "test-guest.lscpu", "--model", rec.model]
+    if rec.extra_flags:
+        parts += ["--extra", ",".join(rec.extra_flags)]
+    if rec.disabled_flags:
+        parts += ["--disable", ",".join(rec.disabled_flags)]
     return " ".join(parts)
 
 
-def _host_lines(result: Baseline, by_host: dict[str, HostRow], label_of: dict[int, str]) -> tuple[list[HostLine], bool]:
-    complete = len(by_host) <= FULL_APPENDIX_LIMIT
-    lines = []
+def _appendix(result: Baseline, by_host: dict[str, HostRow]) -> tuple[str, int, bool]:
+    """Every existing host with its dump, as fixed-width text lines (planned hosts apart, no digest)."""
+    real = [r for r in by_host.values() if r.kind != "reference"]
+    complete = len(real) <= FULL_APPENDIX_LIMIT
+    label = {h: f"P{p.profile}" for p in result.profiles for h in p.hosts}
+    shown: list[HostRow] = []
     for profile in result.profiles:
-        hosts = profile.hosts if complete else profile.hosts[:HOSTS_PER_PROFILE_IN_APPENDIX]
-        for host in hosts:
-            row = by_host[host]
-            lines.append(
-                HostLine(
-                    host=host,
-                    profile=label_of[profile.profile],
-                    vendor=row.vendor or "unknown",
-                    cpu=row.model_name or "unknown CPU",
-                    runs_as=_runs_as([row]),
-                    source=row.source_format + (f", kernel {row.kernel}" if row.kernel else "")
-                    + (f"; guest view: {row.guest_source}" if row.guest_source else ""),
-                    snapshot=row.snapshot_at.strftime("%Y-%m-%d %H:%M"),
-                    sha256=row.sha256,
-                )
-            )
-    return lines, complete
+        hosts = [by_host[h] for h in profile.hosts if by_host[h].kind != "reference"]
+        shown += hosts if complete else hosts[:HOSTS_PER_PROFILE_IN_APPENDIX]
+    width = max((len(r.host) for r in shown), default=4)
+    lines = [f"{'host':<{width}}  prof  collected         dump            sha256 of the dump"]
+    for row in shown:
+        when = (row.collected_at.strftime("%Y-%m-%d %H:%M") if row.collected_at
+                else "ingested " + row.snapshot_at.strftime("%m-%d"))
+        lines.append(f"{row.host:<{width}}  {label[row.host]:<5} {when:<17} {row.source_format[:15]:<15} {row.sha256}")
+    for name, count in result.planned:
+        lines.append(f"{name:<{width}}  {label.get(name, '-'):<5} planned: {_count(count, 'host')} of a reference CPU, no dump")
+    return "\n".join(lines), len(shown), complete
 
 
-def _input_digest(rows: list[HostRow]) -> str:
-    """One digest of every input dump (host and sha256), to tell two reports' inputs apart."""
+def _input_digest(rows: list[HostRow], result: Baseline, options: Options, inventory: Path | None,
+                  selection: str) -> tuple[str, tuple[str, ...]]:
+    """One digest of everything the report follows from: every dump, the catalog, the options, the
+    target and, when the selection names groups, the inventory."""
     digest = hashlib.sha256()
+    covers = [f"{len([r for r in rows if r.kind != 'reference'])} dumps (host and sha256)"]
     for row in sorted(rows, key=lambda r: r.host):
-        digest.update(f"{row.host} {row.sha256}\n".encode())
-    return digest.hexdigest()
+        digest.update(f"dump {row.host} {row.sha256}\n".encode())
+    digest.update(f"catalog {catalog.current_digest()}\ncpudb {__version__}\n".encode())
+    covers.append(f"catalog {catalog.current_digest()[:12]}")
+    digest.update(f"selection {selection}\noptions {' '.join(options.describe())}\n".encode())
+    covers.append("selection and options")
+    digest.update(("target " + json.dumps(result.target.as_json(), sort_keys=True) + "\n").encode())
+    covers.append(f"target {result.target.name}")
+    if "@" in selection:
+        from cpudb.fleet import inventory_path
+
+        path = inventory or inventory_path()
+        try:
+            digest.update(b"inventory " + hashlib.sha256(path.read_bytes()).hexdigest().encode() + b"\n")
+            covers.append(f"inventory {path.name}")
+        except OSError:
+            covers.append("inventory (unreadable)")
+    return digest.hexdigest(), tuple(covers)
+
+
+def _planning(conn, selection_text: str, options: Options, result: Baseline) -> PlanningView | None:
+    """Limits for pools of several CPU models; before/after when the selection plans reference CPUs."""
+    from cpudb import planning
+
+    found = planning.limits(conn, selection_text, options=options, result=result)
+    if len(found.cpu_models) < 2:
+        return None
+    labels = ["as it is"] + [f"without {s.retired} ({_count(s.hosts_left, 'host')} left)" for s in found.steps[1:]]
+    chart = charts.bar_chart([(label, s.guest_features, f"+{s.gained}" if s.retired else "")
+                              for label, s in zip(labels, found.steps)])
+    items = [i for i in re.split(r"[\s,]+", selection_text.strip()) if i]
+    planned = [i for i in items if i.startswith("ref:")]
+    whatif = None
+    if planned:
+        real = " ".join(i for i in items if not i.startswith("ref:"))
+        whatif = planning.whatif(conn, real, add=" ".join(planned), options=options)
+    return PlanningView(
+        cpu_models=len(found.cpu_models), guest_features=found.guest_features,
+        retirements=found.retirements[:RETIRE_ROWS], more_retirements=max(0, len(found.retirements) - RETIRE_ROWS),
+        steps_chart=chart, steps=len(found.steps) - 1, whatif=whatif,
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -405,7 +510,8 @@ def environment():
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["percent"] = lambda value: f"{value:.0%}"
+    env.filters["count"] = _count
+    env.filters["thousands"] = lambda n: f"{n:,}"
     return env
 
 
@@ -413,11 +519,15 @@ def render_html(context: ReportContext) -> str:
     return environment().get_template("report.html.j2").render(report=context)
 
 
-def render_pdf(html: str) -> bytes:
-    """WeasyPrint's PDF of the report HTML, fetching nothing from anywhere."""
+def render_pdf(html: str, context: ReportContext | None = None) -> bytes:
+    """WeasyPrint's PDF of the report HTML with the configuration files attached, fetching nothing."""
     import weasyprint
 
-    return weasyprint.HTML(string=html, base_url=None, url_fetcher=_no_fetching()).write_pdf()
+    attachments = [
+        weasyprint.Attachment(string=config.text, name=config.filename, description=config.title)
+        for config in (context.configs if context else ())
+    ]
+    return weasyprint.HTML(string=html, base_url=None, url_fetcher=_no_fetching()).write_pdf(attachments=attachments)
 
 
 def _no_fetching():
@@ -438,20 +548,26 @@ def _no_fetching():
 
 
 def output_paths(target: Path, name: str) -> list[Path]:
-    """The files `-o` asks for: a .html or .pdf file, or both in a folder."""
+    """The files `-o` asks for: a .html or .pdf file, or both and the configuration folder in a folder."""
     if target.suffix.lower() in (".html", ".pdf"):
         return [target]
     if target.suffix:
         raise OutputError(f"{target}: the report is written as .html or .pdf, or into a folder")
-    return [target / f"{name}.html", target / f"{name}.pdf"]
+    return [target / f"{name}.html", target / f"{name}.pdf", target / name]
 
 
 def write(context: ReportContext, paths: list[Path]) -> list[Path]:
-    """Render and write atomically (temporary file, then rename)."""
-    from cpudb.report_io import write_atomically
+    """Render everything first, then replace the outputs together (report_io.replace_together)."""
+    from cpudb.report_io import replace_together
 
     html = render_html(context)
+    outputs: dict[Path, bytes | dict[str, bytes]] = {}
     for path in paths:
-        data = html.encode("utf-8") if path.suffix.lower() == ".html" else render_pdf(html)
-        write_atomically(path, data)
+        if path.suffix.lower() == ".html":
+            outputs[path] = html.encode("utf-8")
+        elif path.suffix.lower() == ".pdf":
+            outputs[path] = render_pdf(html, context)
+        else:  # the configuration folder
+            outputs[path] = {config.filename: config.text.encode("utf-8") for config in context.configs}
+    replace_together(outputs)
     return paths

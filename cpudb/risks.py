@@ -21,10 +21,23 @@ TSX_FLAGS = ("hle", "rtm")
 
 @dataclass(frozen=True)
 class Finding:
-    """A warning with its weight: a 'risk' makes a pool 'ready with warnings', a 'note' informs."""
+    """One fact an operator should act on, stated once.
 
-    severity: str  # 'risk' or 'note'
-    text: str
+    A 'blocker' makes a pool not ready, a 'risk' makes it ready with warnings, a 'note' informs.
+    ``hosts`` names the first hosts concerned; ``count`` says how many there are in all.
+    """
+
+    severity: str  # 'blocker', 'risk' or 'note'
+    topic: str  # what it is about, for grouping: vendors, inputs, cpu-variants, kernels, model, names
+    text: str  # the fact
+    action: str = ""  # what to do about it
+    hosts: tuple[str, ...] = ()
+    count: int = 0
+
+    @property
+    def line(self) -> str:
+        """The fact and what to do, as one line for a terminal."""
+        return f"{self.text} - {self.action}" if self.action else self.text
 
 
 @dataclass(frozen=True)
@@ -47,11 +60,21 @@ class Pool:
     hosts: tuple[str, ...]  # by name
     unknown_vendor: tuple[str, ...]
     guests: tuple[str, ...]  # dumps taken inside virtual machines
+    planned: tuple[tuple[str, int], ...] = ()  # reference CPUs of the selection, with their planned count
+
+    @property
+    def planned_hosts(self) -> int:
+        return sum(n for _, n in self.planned)
+
+    @property
+    def real_hosts(self) -> int:
+        return self.total - self.planned_hosts
 
 
 def pool(conn: duckdb.DuckDBPyConnection) -> Pool:
-    total, vendors, hosts, unknown, guests = conn.execute(sql("selected-pool")).fetchone()
-    return Pool(total or 0, tuple(vendors or ()), tuple(hosts or ()), tuple(unknown or ()), tuple(guests or ()))
+    total, vendors, hosts, unknown, guests, planned, weights = conn.execute(sql("selected-pool")).fetchone()
+    return Pool(total or 0, tuple(vendors or ()), tuple(hosts or ()), tuple(unknown or ()), tuple(guests or ()),
+                tuple(zip(planned or (), weights or ())))
 
 
 def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outliers]:
@@ -86,104 +109,122 @@ def outliers(conn: duckdb.DuckDBPyConnection) -> list[Outliers]:
     return sorted(found, key=lambda o: (o.cpu, o.hosts[0]))
 
 
-def _names(hosts: Sequence[str], limit: int = 8, total: int | None = None) -> str:
+def _names(hosts: Sequence[str], limit: int = 5, total: int | None = None) -> str:
     """The first hosts by name, and how many more (``total`` when only the first were fetched)."""
     total = len(hosts) if total is None else total
     shown = ", ".join(hosts[:limit])
     return shown + (f" and {total - limit} more" if total > limit else "")
 
 
-def pool_warnings(conn, facts: Pool, recommended, ranking, target, held_back=()) -> list[Finding]:
-    """Everything an operator should read before trusting the recommendation."""
-    warnings: list[Finding] = []
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
-    def risk(text: str) -> None:
-        warnings.append(Finding("risk", text))
 
-    def note(text: str) -> None:
-        warnings.append(Finding("note", text))
-
+def pool_warnings(conn, facts: Pool, recommended, ranking, target, held_back=(), allow_guest_dumps: bool = False,
+                  blind=None) -> list[Finding]:
+    """Everything an operator should read before trusting the recommendation, each fact once."""
+    found: list[Finding] = []
+    add = found.append
     vendors = facts.vendors
-    if len({v for v in vendors if v in ("GenuineIntel", "CentaurHauls")}) and len(
-        {v for v in vendors if v in ("AuthenticAMD", "HygonGenuine")}
-    ):
-        risk(
+    if {v for v in vendors if v in ("GenuineIntel", "CentaurHauls")} and {v for v in vendors if v in ("AuthenticAMD", "HygonGenuine")}:
+        add(Finding(
+            "risk", "vendors",
             "Intel and AMD hosts in one pool: a migrated guest sees the CPU vendor string change, and with it "
             "SYSCALL/SYSENTER behaviour in 32-bit compatibility mode and the CPUID cache and topology leaves; "
-            "libvirt's own baseline refuses such pools. Test each guest OS with migrations in both directions."
-        )
+            "libvirt's own baseline refuses such pools",
+            "test each guest OS with live migrations in both directions before the change",
+        ))
     if facts.unknown_vendor:
-        risk(f"vendor unknown for {_names(facts.unknown_vendor)} (a flag list without vendor-specific flags)")
+        add(Finding("risk", "inputs", "the vendor is unknown (a flag list without vendor-specific flags)",
+                    "collect lscpu from these hosts", facts.unknown_vendor[:5], len(facts.unknown_vendor)))
     guests = facts.guests
-    if guests and len(guests) < len(facts.hosts):
-        risk(
-            f"{len(guests)} dump(s) were taken inside virtual machines ({_names(guests)}): their flags are "
-            "what their hypervisor exposes, not what the hardware has; mixed with bare-metal dumps."
-        )
-    elif guests:
-        risk(f"every dump was taken inside a virtual machine ({_names(guests)}), not on a hypervisor")
-    warnings += [Finding("risk", t) for t in _tsx_and_outliers(conn)]
-    warnings += [Finding("risk", t) for t in _old_kernels(conn)]
-    warnings += [Finding("risk", t) for t in _unknown_flags(conn)]
+    if guests:
+        every = len(guests) == len(facts.hosts)
+        text = ("every dump was taken inside a virtual machine, not on a hypervisor" if every else
+                f"{_plural(len(guests), 'dump')} of the pool {'was' if len(guests) == 1 else 'were'} taken inside "
+                "virtual machines: their flags are what their hypervisor exposes, not what the hardware has")
+        if allow_guest_dumps:
+            add(Finding("note", "inputs", text + " (--allow-guest-dumps: meant)", "", guests[:5], len(guests)))
+        else:
+            add(Finding("blocker", "inputs", text,
+                        "collect the dumps on the hypervisors themselves, or pass --allow-guest-dumps if "
+                        "guests are the pool you mean", guests[:5], len(guests)))
+    found += _cpu_variants(conn, recommended)
+    found += _kernels(conn, ranking, recommended)
+    for flag, count, first in conn.execute(sql("selected-unknown-flags")).fetchall():
+        add(Finding("note", "inputs", f"flag {flag} is not in the flag dictionary: kept as data, never requested",
+                    "", tuple(first[:5]), count))
     for parser_note, count, first in conn.execute(sql("selected-notes")).fetchall():
-        note(f"{first[0]}: {parser_note}" if count == 1 else f"{parser_note} ({count} hosts: {_names(first, total=count)})")
+        add(Finding("note", "inputs", parser_note, "", tuple(first[:5]), count))
     unnamed = [f for f, why in held_back if why == "name"]
     pmu = [f for f, why in held_back if why == "pmu"]
     if unnamed:
-        note(
-            f"every host has {', '.join(unnamed)}, but {target.name} ({', '.join(f'{c} {v}' for c, v in target.components)}) "
-            f"has no name for {'it' if len(unnamed) == 1 else 'them'}: not offered as extra flags"
-        )
+        one = len(unnamed) == 1
+        add(Finding(
+            "note", "names",
+            f"every host has {', '.join(unnamed)}, but {target.label} has no name for {'it' if one else 'them'}: "
+            "not offered as extra flags",
+            "a newer --target (or --qemu/--libvirt) names more features",
+        ))
     if pmu:
-        note(
-            f"every host has {', '.join(pmu)}, which follow{'s' if len(pmu) == 1 else ''} the guest's PMU (QEMU drops "
-            f"{'it' if len(pmu) == 1 else 'them'} without one): not a stable migration feature, offered only with --pmu"
-        )
+        one = len(pmu) == 1
+        add(Finding(
+            "note", "names",
+            f"every host has {', '.join(pmu)}, which follow{'s' if one else ''} the guest's PMU (QEMU drops "
+            f"{'it' if one else 'them'} without one): not a stable migration feature",
+            "pass --pmu if every guest of the pool gets a PMU",
+        ))
     if recommended is None:
         closest = [m for m in ranking if not m.usable][:3]
         hint = "; ".join(f"{m.model} ({_why_unusable(m, target)})" for m in closest)
-        risk(f"no CPU model of {target.name} is usable on every selected host" + (f"; closest: {hint}" if hint else ""))
-        return warnings
-    chosen = next(m for m in ranking if m.model == recommended.model)
-    warnings += [Finding("risk", t) for t in _blind_spots(conn, chosen)]
-    if recommended.nested_disabled:
-        note(
-            f"{recommended.model} contains nested-virtualization features that not every host offers; "
-            f"configs turn off {', '.join(recommended.nested_disabled)}"
-        )
-    nested_kept = {"vmx", "svm"} & (set(model_features(conn, recommended.model)) - set(recommended.disabled_flags))
+        add(Finding("blocker", "model", f"no CPU model of {target.name} is usable on every selected host"
+                    + (f"; closest: {hint}" if hint else ""),
+                    "choose a target whose Nova (27 or newer) can disable features, or leave the weakest hosts out"))
+        return found
+    found += _model_notes(conn, recommended)
+    return found
+
+
+def _model_notes(conn, rec) -> list[Finding]:
+    """What the recommended model carries that an operator should know."""
+    notes = []
+    if rec.nested_disabled:
+        notes.append(Finding("note", "model", f"{rec.model} contains nested-virtualization features that not every "
+                             f"host offers; the configs turn off {', '.join(rec.nested_disabled)}"))
+    nested_kept = {"vmx", "svm"} & (set(model_features(conn, rec.model)) - set(rec.disabled_flags))
     if nested_kept:
-        note(
-            f"{recommended.model} contains {' and '.join(sorted(nested_kept))} (nested virtualization): libvirt's "
-            "definition requires it on every host; QEMU enables it under KVM only when asked (+svm), and guests "
-            "then need kvm_amd/kvm_intel nested=1 on every host"
-        )
-    if recommended.kvm_disabled:
-        one = len(recommended.kvm_disabled) == 1
-        note(
-            f"{', '.join(recommended.kvm_disabled)} {'is' if one else 'are'} part of {recommended.model} but KVM cannot "
-            f"give {'it' if one else 'them'} to guests; the configs turn {'it' if one else 'them'} off (QEMU with "
-            "'enforce' would refuse to start otherwise)"
-        )
-    msr = [f for f in recommended.unverifiable if not f.startswith("vmx-")]
-    vmx = [f for f in recommended.unverifiable if f.startswith("vmx-")]
+        notes.append(Finding(
+            "note", "model",
+            f"{rec.model} contains {' and '.join(sorted(nested_kept))} (nested virtualization): libvirt's definition "
+            "requires it on every host, and QEMU enables it under KVM only when asked",
+            "load kvm_amd/kvm_intel with nested=1 on every host if guests run their own VMs",
+        ))
+    if rec.kvm_disabled:
+        one = len(rec.kvm_disabled) == 1
+        notes.append(Finding(
+            "note", "model",
+            f"{', '.join(rec.kvm_disabled)} {'is' if one else 'are'} part of {rec.model} but KVM cannot give "
+            f"{'it' if one else 'them'} to guests; the configs turn {'it' if one else 'them'} off (QEMU with "
+            "'enforce' would refuse to start otherwise)",
+        ))
+    msr = [f for f in rec.unverifiable if not f.startswith("vmx-")]
+    vmx = [f for f in rec.unverifiable if f.startswith("vmx-")]
     if msr:
-        note(
-            f"{len(msr)} feature(s) of {recommended.model} cannot be verified from lscpu: {', '.join(msr)}; "
-            "check them with 'virsh domcapabilities' on one host of each CPU profile (or ingest that output)"
-        )
+        notes.append(Finding(
+            "risk", "model", f"{_plural(len(msr), 'feature')} of {rec.model} cannot be verified from lscpu: {', '.join(msr)}",
+            "check them with 'virsh domcapabilities' on one host of each CPU model (cpudb collect gathers it)",
+        ))
     if vmx:
-        note(
-            f"{len(vmx)} vmx-* capabilities of {recommended.model} cannot be verified from lscpu; they matter only "
-            "for nested VMX guests"
-        )
-    extra_libvirt = conn.execute(sql("baseline-libvirt-extra"), {"model": recommended.model}).fetchall()
+        notes.append(Finding("note", "model", f"{len(vmx)} vmx-* capabilities of {rec.model} cannot be verified from "
+                             "lscpu; they matter only for guests that run their own VMs"))
+    extra_libvirt = conn.execute(sql("baseline-libvirt-extra"), {"model": rec.model}).fetchall()
     if extra_libvirt:
-        note(
-            f"libvirt's definition of {recommended.model_alias} also requires "
-            f"{', '.join(f for (f,) in extra_libvirt)} (not in QEMU's model): libvirt and Nova check hosts for it"
-        )
-    return warnings
+        notes.append(Finding(
+            "note", "model",
+            f"libvirt's definition of {rec.model_alias} also requires {', '.join(f for (f,) in extra_libvirt)} "
+            "(not in QEMU's model): libvirt and Nova check hosts for it",
+        ))
+    return notes
 
 
 def _why_unusable(model, target) -> str:
@@ -203,77 +244,75 @@ def blind_spots() -> dict[str, dict[str, str]]:
     return yaml.safe_load(data_path("kernel_blind_spots.yaml").read_text(encoding="utf-8"))["flags"]
 
 
-def _blind_spots(conn, chosen) -> list[str]:
-    """A disabled feature whose kernel flag some kernels never print: name the hosts and kernels."""
-    if not chosen.missing:
-        return []
-    spots = blind_spots()
-    spelled = dict(conn.execute(sql("feature-kernel-names")).fetchall())
-    texts = []
-    for feature in sorted(chosen.missing):
-        flag = spelled.get(feature, feature)
-        if flag not in spots:
-            continue
-        hosts, count = chosen.missing[feature], chosen.missing_counts[feature]
-        kernels = dict(conn.execute(sql("selected-kernels"), {"hosts": list(hosts)}).fetchall())
-        who = ", ".join(f"{h} (kernel {kernels[h]})" if kernels.get(h) else h for h in hosts[:5])
-        more = f" and {count - 5} more" if count > 5 else ""
-        texts.append(
-            f"{feature} is disabled because {who}{more} do{'es' if count == 1 else ''} not show {flag}; "
-            f"{spots[flag]['kernel']} never print it although {spots[flag]['cpus']}. 'virsh domcapabilities' "
-            "on such a host (cpudb collect gathers it) shows whether the CPU has it; ingest that to keep it"
-        )
-    return texts
-
-
-def _tsx_and_outliers(conn) -> list[str]:
-    """One warning per CPU model and difference, however many hosts share it."""
-    warnings = []
-    for group in outliers(conn):
-        cpu, missing, extra, hosts, peers = group.cpu, group.missing, group.extra, group.hosts, group.peers
-        others = peers - len(hosts)
-        who = f"{_names(hosts, 5)} ({len(hosts)} of {peers} {cpu} hosts)" if len(hosts) > 1 else hosts[0]
-        tsx = [f for f in TSX_FLAGS if f in missing or f in extra]
-        if tsx:
-            has = "have" if len(hosts) > 1 else "has"
-            verb = has if tsx[0] in extra else ("lack" if len(hosts) > 1 else "lacks")
-            peers_text = f"the other {others} {cpu} host{'s' if others != 1 else ''} do{'es' if others == 1 else ''} not"
-            if len(hosts) > 1:
-                peers_text = f"the other {others} do{'es' if others == 1 else ''} not"
-            warnings.append(
-                f"TSX differs inside one CPU model: {who} {verb} {' '.join(tsx)}, {peers_text} "
-                "(microcode or tsx=off); a -noTSX model version is needed"
-            )
-        other_missing = [f for f in missing if f not in TSX_FLAGS]
-        other_extra = [f for f in extra if f not in TSX_FLAGS]
-        if other_missing or other_extra:
-            detail = []
-            if other_missing:
-                detail.append(f"lack{'s' if len(hosts) == 1 else ''} {' '.join(other_missing)}")
-            if other_extra:
-                detail.append(f"{'has' if len(hosts) == 1 else 'have'} {' '.join(other_extra)} too")
-            if len(hosts) > 1:
-                base = f"{who} differ from the other {others}"
-            else:
-                base = f"{who} differs from the other {others} {cpu} host{'s' if others != 1 else ''}"
-            warnings.append(f"{base}: {'; '.join(detail)} (BIOS setting, microcode or kernel)")
-    return warnings
-
-
-def _old_kernels(conn) -> list[str]:
+def _kernels(conn, ranking, rec) -> list[Finding]:
+    """Hosts whose kernel cannot show flags their CPU has: one finding per flag the configuration
+    disables because of it, and one for old kernels that cost nothing visible."""
+    found = []
+    covered: set[str] = set()
+    if rec is not None and rec.missing:
+        chosen = next(m for m in ranking if m.model == rec.model)
+        spots = blind_spots()
+        spelled = dict(conn.execute(sql("feature-kernel-names")).fetchall())
+        for feature in sorted(chosen.missing):
+            flag = spelled.get(feature, feature)
+            if flag not in spots:
+                continue
+            hosts, count = chosen.missing[feature], chosen.missing_counts[feature]
+            kernels = dict(conn.execute(sql("selected-kernels"), {"hosts": list(hosts)}).fetchall())
+            who = ", ".join(f"{h} (kernel {kernels[h]})" if kernels.get(h) else h for h in hosts[:5])
+            more = f" and {count - 5} more" if count > 5 else ""
+            covered.update(hosts)
+            found.append(Finding(
+                "risk", "kernels",
+                f"{feature} is disabled because {who}{more} do{'es' if count == 1 else ''} not show {flag}; "
+                f"{spots[flag]['kernel']} never print it although {spots[flag]['cpus']}",
+                "run 'virsh domcapabilities' on such a host (cpudb collect gathers it) to see whether the CPU has "
+                "it, and ingest that to keep it; or upgrade the kernel",
+                tuple(hosts[:5]), count,
+            ))
     flags, count, first = conn.execute(sql("selected-flag-holders"), {"flags": sorted(OLD_KERNEL_FLAGS)}).fetchone()
-    if not count:
+    rest = [h for h in (first or ()) if h not in covered]
+    if count and rest:
+        found.append(Finding(
+            "note", "kernels",
+            f"{_plural(count, 'host')} run a RHEL 7-era kernel (it prints {', '.join(flags)}): kernels do not show "
+            "flags newer than themselves (pku on Skylake-SP, wbnoinvd on Rome)",
+            "collect 'virsh domcapabilities' there, or upgrade the kernel, before relying on their flags",
+            tuple(first), count,
+        ))
+    return found
+
+
+def _cpu_variants(conn, rec) -> list[Finding]:
+    """Bare-metal hosts of one CPU model and stepping whose flags differ: one finding per CPU model,
+    naming for each group of differing flags the hosts that have them and those that do not."""
+    groups: dict[tuple, list[tuple[tuple[str, ...], frozenset[str]]]] = defaultdict(list)
+    for cpu, stepping, hosts, flags in conn.execute(sql("selected-cpu-flagsets")).fetchall():
+        groups[(cpu, stepping)].append((tuple(hosts), frozenset(flags)))
+    variants = {key: members for key, members in groups.items() if len(members) > 1}
+    if not variants:
         return []
-    return [
-        f"{_names(first, total=count)} run{'s' if count == 1 else ''} a RHEL 7-era kernel (it prints "
-        f"{', '.join(flags)}): kernels do not show flags newer than themselves, so "
-        "such a host may lack flags in its dump that its CPU has (pku on Skylake-SP, wbnoinvd on Rome)"
-    ]
-
-
-def _unknown_flags(conn) -> list[str]:
-    rows = conn.execute(sql("selected-unknown-flags")).fetchall()
-    return [
-        f"flag {flag} is not in the flag dictionary (on {_names(first, total=count)}): kept as data, never requested"
-        for flag, count, first in rows
-    ]
+    differing_all = sorted({f for members in variants.values()
+                            for f in frozenset.union(*(m[1] for m in members)) - frozenset.intersection(*(m[1] for m in members))})
+    classes = dict(conn.execute(sql("flag-class-of"), {"flags": differing_all}).fetchall())
+    findings = []
+    for (cpu, stepping), members in sorted(variants.items(), key=lambda item: (item[0][0], item[0][1] or 0)):
+        everyone = sorted(h for hosts, _ in members for h in hosts)
+        differing = frozenset.union(*(m[1] for m in members)) - frozenset.intersection(*(m[1] for m in members))
+        by_holders: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for flag in sorted(differing):
+            by_holders[tuple(sorted(h for hosts, flags in members if flag in flags for h in hosts))].append(flag)
+        parts, guest_flags = [], []
+        for have, flags in sorted(by_holders.items(), key=lambda item: (-len(item[0]), item[1])):
+            lack = [h for h in everyone if h not in set(have)]
+            why = "TSX: microcode or tsx=off" if set(flags) <= {"hle", "rtm", "tsxldtrk"} else "BIOS, microcode or kernel"
+            parts.append(f"{' '.join(flags)} ({why}) on {_names(have, 3)}, not on {_names(lack, 3)}")
+            guest_flags += [f for f in flags if classes.get(f) == "guest"]
+        label = f"{cpu}, stepping {stepping}" if stepping is not None else cpu
+        text = f"{label}: {len(everyone)} hosts differ: " + "; ".join(parts)
+        action = ("the configuration already leaves the differing flags out of guests; to give guests "
+                  f"{' '.join(sorted(set(guest_flags)))}, bring these hosts to the same microcode, BIOS settings "
+                  "and kernel (cpudb drift shows when each changed)") if guest_flags else ""
+        findings.append(Finding("risk" if guest_flags else "note", "cpu-variants", text, action,
+                                tuple(everyone[:5]), len(everyone)))
+    return findings

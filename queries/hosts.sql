@@ -33,7 +33,7 @@ WITH history AS (
 SELECT s.host, s.weight, d.kind, d.vendor, d.model_name, d.family, d.model, d.stepping, d.microcode,
        fs.n_flags, coalesce(d.collected_at, d.ingested_at) AS snapshot_at, d.is_guest,
        d.hypervisor_vendor, d.source_format, d.kernel, d.sha256, d.source_path, d.flagset_id,
-       d.notes, h.snapshots, g.guest_source, g.source_path AS guest_path
+       d.notes, h.snapshots, g.guest_source, g.source_path AS guest_path, d.collected_at
 FROM selected s
 JOIN dumps d USING (dump_id)
 JOIN flagsets fs USING (flagset_id)
@@ -107,12 +107,14 @@ SELECT (SELECT list(DISTINCT flag ORDER BY flag) FROM hits),
 
 -- name: selected-pool
 -- the whole selection in one row: planned host count, vendors, host names, hosts without a vendor,
--- dumps taken inside guests
+-- dumps taken inside guests, and the reference CPUs with the host count each stands for
 SELECT sum(s.weight)::BIGINT,
        list_sort(list(DISTINCT coalesce(d.vendor, 'unknown'))),
        list(s.host ORDER BY s.host),
        list(s.host ORDER BY s.host) FILTER (WHERE d.vendor IS NULL),
-       list(s.host ORDER BY s.host) FILTER (WHERE d.is_guest)
+       list(s.host ORDER BY s.host) FILTER (WHERE d.is_guest AND d.kind = 'host'),
+       list(s.host ORDER BY s.host) FILTER (WHERE d.kind = 'reference'),
+       list(s.weight ORDER BY s.host) FILTER (WHERE d.kind = 'reference')
 FROM selected s JOIN dumps d USING (dump_id);
 
 -- name: selected-unknown-flags

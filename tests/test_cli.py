@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from configtext import body
 from conftest import DATA, ROOT, SAMPLE_FLEET, fixture
 from cpudb.cli import build_parser, main
 
@@ -224,7 +225,7 @@ def test_baseline_emit_prints_configs_verbatim(capsys):
     assert code == 0
     nova_line = next(line for line in out.splitlines() if line.startswith("cpu_model_extra_flags"))
     assert nova_line == "cpu_model_extra_flags = md-clear, mpx, ss, stibp, tsc_adjust, xsaves"
-    assert "\n-cpu Cascadelake-Server-v3,+md-clear,+mpx,+ss,+stibp,+tsc-adjust,+xsaves,enforce\n" in out
+    assert "-cpu Cascadelake-Server-v3,+md-clear,+mpx,+ss,+stibp,+tsc-adjust,+xsaves,enforce" in body(out)
 
 
 def test_baseline_require_failure_is_one_line(capsys):

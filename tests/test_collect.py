@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from configtext import prose
 from conftest import fixture
 from cpudb.cli import main
 from cpudb.parse import parse_file
@@ -131,7 +132,7 @@ def test_collected_versions_make_the_oldest_stack_the_default_target(fake_ssh, t
     # Nova 26.2.1 has the compareHypervisorCPU backport; the config's header names this target.
     main(["baseline", "--db", db, "--emit", "nova"])
     text = capsys.readouterr().out
-    assert "target selection (QEMU 7.2.22, libvirt 9.0.0, Nova 26.2.1" in text and "compareHypervisorCPU" in text
+    assert "target selection (QEMU 7.2.22, libvirt 9.0.0, Nova 26.2.1" in prose(text) and "compareHypervisorCPU" in text
 
 
 def test_permission_denied_and_a_host_file(fake_ssh, tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import configtext
 from conftest import FIXTURES
 from cpudb import catalog, fleet, targets
 from cpudb.baseline import Options, compute, configs
@@ -162,7 +163,7 @@ def distinct_configs(conn, key: str, need_libvirt: bool) -> dict[str, list[str]]
         for hosts in POOLS:
             result = _recommend(conn, hosts, target=target)
             text = configs(conn, result)[key]
-            body = "\n".join(line for line in text.splitlines() if not line.startswith(("#", "<!--")))
+            body = "\n".join(configtext.body(text))
             found.setdefault(body, []).append(f"{target}: {'+'.join(hosts)}")
     return found
 
