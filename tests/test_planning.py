@@ -144,3 +144,31 @@ def test_report_has_a_planning_section_with_the_reference_cpus(tmp_path):
         out, "Planning: what holds the pool back", "With the planned reference CPUs", "@amd ref:turin*4",
         "Guest features per retire step", "Retiring one CPU model",
     ) == []
+
+
+@pytest.mark.slow
+def test_limits_at_1000_hosts_names_cpu_models_not_variants(tmp_path, capsys):
+    from collections import Counter
+
+    from cpudb.report import short_cpu
+    from cpudb.synthetic import generate
+
+    generate(1000, tmp_path / "dumps", seed=7)
+    dumps = [parse_file(p) for p in sorted((tmp_path / "dumps").iterdir())]
+    hypervisors = [d for d in dumps if not d.is_guest]
+    # The truth from the dumps themselves: hosts per (CPU model, stepping), and how many flag sets each has.
+    hosts = Counter(f"{short_cpu(d.model_name)}, stepping {d.stepping}" for d in dumps)
+    variants = {cpu: len({frozenset(d.flags) for d in dumps if f"{short_cpu(d.model_name)}, stepping {d.stepping}" == cpu})
+                for cpu in hosts}
+    assert len(hypervisors) > 0 and max(variants.values()) > 1  # the fleet does split CPU models into variants
+
+    assert main(["limits", "--dumps", str(tmp_path / "dumps"), "--allow-guest-dumps", "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    rows = document["retirements"]
+    assert {r["cpu"]: r["hosts"] for r in rows} == dict(hosts)  # one row per CPU model, none dropped
+    assert {r["cpu"]: r["variants"] for r in rows} == variants
+    gains = [len(r["gained"]) for r in rows]
+    assert gains == sorted(gains, reverse=True)  # most gain first
+    steps = document["steps"]
+    assert steps[0]["retired"] is None and all(s["gained"] > 0 for s in steps[1:])  # stops when nothing is gained
+    assert len({s["retired"] for s in steps[1:]}) == len(steps) - 1
