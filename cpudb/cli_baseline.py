@@ -310,14 +310,13 @@ def _register_report(commands: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
-    from cpudb import db, fleet, report
+    from cpudb import fleet, report
 
     options = analysis_options(args)
     now = datetime.now(timezone.utc)
     with reading(args) as conn:
         chosen = fleet.select(conn, selection_text(args), inventory_option(args))
-        label = "cpudb.duckdb" if args.dumps else str(db.resolve_path(args.db))
-        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now, db_label=label,
+        context = report.build_context(conn, chosen.text, options, paper=args.paper, now=now,
                                        inventory=inventory_option(args))
     paths = report.output_paths(Path(args.output), args.name or report.default_name(chosen.text, now))
     for path in report.write(context, paths):

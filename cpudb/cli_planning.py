@@ -137,7 +137,8 @@ def _limits(args: argparse.Namespace) -> int:
     )
     output.print_table(
         ("step", "retired", "hosts left", "guest features", "gain"),
-        [(i, s.retired or "(as is)", s.hosts_left, s.guest_features, f"+{s.gained}" if s.retired else "-")
+        [(i, s.retired or "(as is)", f"{s.hosts_left} + {s.planned_left} planned" if s.planned_left else s.hosts_left,
+          s.guest_features, f"+{s.gained}" if s.retired else "-")
          for i, s in enumerate(result.steps)],
         title="retiring greedily, the CPU model that gains most at each step, while one gains anything",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cpudb import __version__, targets
@@ -131,17 +132,22 @@ def libvirt_xml(config: ConfigInput) -> str:
     return "\n".join(lines) + "\n"
 
 
-def qemu(config: ConfigInput) -> str:
-    parts = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.disabled] + ["enforce"]
-    # One shell word over several lines: a backslash-newline inside it is removed by the shell.
-    lines, line = [], f"-cpu {config.qemu_model},"
-    for index, part in enumerate(parts):
-        piece = part + ("," if index < len(parts) - 1 else "")
-        if len(line) + len(piece) > WIDTH - 1:
+def shell_word(start: str, items: Sequence[str], width: int = WIDTH) -> list[str]:
+    """``start`` and the comma-joined ``items`` as one shell word over lines of at most ``width``:
+    the shell removes a backslash-newline, so the continuation lines start unindented."""
+    lines, line = [], start
+    for index, item in enumerate(items):
+        piece = item + ("," if index < len(items) - 1 else "")
+        if line and len(line) + len(piece) > width - 1:
             lines.append(line + "\\")
             line = ""
         line += piece
-    return "\n".join([*_header(config), *lines, line]) + "\n"
+    return [*lines, line]
+
+
+def qemu(config: ConfigInput) -> str:
+    parts = [f"+{q}" for q, _ in config.add] + [f"-{q}" for q, _ in config.disabled] + ["enforce"]
+    return "\n".join([*_header(config), *shell_word(f"-cpu {config.qemu_model},", parts)]) + "\n"
 
 
 def proxmox(config: ConfigInput) -> str:

@@ -201,7 +201,8 @@ class Retirement:
 @dataclass(frozen=True)
 class Step:
     retired: str | None  # CPU model retired at this step (None: the pool as it is)
-    hosts_left: int
+    hosts_left: int  # existing hosts
+    planned_left: int  # planned hosts (ref:), never counted as existing
     guest_features: int
     gained: int  # over the step before
 
@@ -232,14 +233,12 @@ def _profile_features(conn: duckdb.DuckDBPyConnection) -> dict[int, frozenset[st
 
 def cpu_models(result: Baseline, rows: dict[str, fleet.HostRow]) -> dict[str, tuple[CpuModel, tuple[int, ...]]]:
     """The selection's CPU models (model name and stepping), each with the profiles that are its variants."""
-    from cpudb.report import short_cpu
-    from cpudb.signatures import describe
+    from cpudb.signatures import cpu_label, describe
 
     groups: dict[str, list] = {}
     for p in result.profiles:
         host = rows[p.hosts[0]]
-        name = short_cpu(host.model_name or "unknown CPU")
-        label = f"{name}, stepping {host.stepping}" if host.stepping is not None else name
+        label = cpu_label(host.model_name, host.stepping)
         if host.kind == "reference":
             label = f"{p.hosts[0]} (planned)"
         groups.setdefault(label, [host, []])[1].append(p)
@@ -294,7 +293,10 @@ def limits(
             cpu = models[label][0]
             retirements.append(Retirement(label, cpu.hosts, len(cpu.profiles), tuple(gained), _notable(gained)))
     retirements.sort(key=lambda r: (-len(r.gained), r.hosts, r.cpu))
-    steps = [Step(None, result.total_hosts, len(common), 0)]
+    def hosts(labels, planned: bool) -> int:
+        return sum(models[m][0].hosts for m in labels if models[m][0].planned == planned)
+
+    steps = [Step(None, hosts(everyone, False), hosts(everyone, True), len(common), 0)]
     left = list(everyone)
     while len(left) > 1:
         options_left = [m for m in left if m in candidates]
@@ -306,7 +308,7 @@ def limits(
         if after <= now:
             break  # nothing more to gain by retiring any one CPU model
         left.remove(best)
-        steps.append(Step(best, sum(models[m][0].hosts for m in left), after, after - now))
+        steps.append(Step(best, hosts(left, False), hosts(left, True), after, after - now))
     cpus = {r.host: r.model_name or "unknown CPU" for r in rows.values()}
     found = _goal(conn, goal, result, features, cpus) if goal.strip() else None
     return Limits(result.selection, len(common), tuple(models[m][0] for m in everyone), tuple(retirements),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ import duckdb
 
 from cpudb import __version__, catalog, charts
 from cpudb.baseline import Baseline, Options, RankedModel, compute, configs
+from cpudb.emit import shell_word
 from cpudb.errors import OutputError
 from cpudb.families import families, family_of, notable_groups
 from cpudb.fleet import HostRow, selected_hosts
@@ -33,7 +33,7 @@ from cpudb.signatures import describe
 PAPER_SIZES = ("A4", "Letter")
 # Above this many hosts the appendix lists the first hosts of each profile, not every host,
 # so the PDF stays a readable size; the complete list is one `cpudb hosts` away.
-FULL_APPENDIX_LIMIT = 1000
+FULL_APPENDIX_LIMIT = 10_000
 HOSTS_PER_PROFILE_IN_APPENDIX = 10
 TOP_MODELS = 10
 RETIRE_ROWS = 12
@@ -169,14 +169,6 @@ def _count(n: int, word: str, plural: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
-def short_cpu(name: str) -> str:
-    """'Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz' -> 'Xeon Gold 6230'; 'AMD EPYC 7742 64-Core Processor' -> 'EPYC 7742'."""
-    text = re.sub(r"\((R|TM|tm)\)", "", name)
-    text = re.sub(r"\s+@.*$", "", text)
-    text = re.sub(r"\b(Intel|AMD|CPU|Processor|\d+-[Cc]ore)\b", "", text)
-    return re.sub(r"\s+", " ", text).strip() or name
-
-
 def default_name(selection: str, when: datetime) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", selection.lower()).strip("-")[:48] or "all-hosts"
     return f"migration-readiness-{slug}-{when:%Y-%m-%d}"
@@ -188,7 +180,6 @@ def build_context(
     options: Options = Options(),
     paper: str = "A4",
     now: datetime | None = None,
-    db_label: str = "cpudb.duckdb",
     inventory: Path | None = None,
 ) -> ReportContext:
     """Everything the templates show, for the hosts in the temp table `selected`."""
@@ -248,7 +239,7 @@ def build_context(
         findings=tuple(sorted(result.findings, key=lambda f: ("blocker", "risk", "note").index(f.severity))),
         unverifiable_msr=tuple(f for f in (rec.unverifiable if rec else ()) if not f.startswith("vmx-")),
         unverifiable_vmx=sum(1 for f in (rec.unverifiable if rec else ()) if f.startswith("vmx-")),
-        verify_command=_verify_command(result, db_label),
+        verify_command=_verify_command(result),
         representatives=tuple((m.label, m.variants[0].sample_hosts[0]) for m in models if not m.planned),
         appendix=appendix,
         hosts_listed=listed,
@@ -414,17 +405,17 @@ def _config_files(texts: dict[str, str] | None) -> tuple[ConfigFile, ...]:
     return tuple(found)
 
 
-def _verify_command(result: Baseline, db_label: str) -> str:
+def _verify_command(result: Baseline) -> str:
     """The check of step 9: a guest's flags against exactly the configured CPU (no database needed)."""
     rec = result.recommended
     if rec is None:
         return ""
-    parts = ["cpudb", "verify", "--guest", "test-guest.lscpu", "--model", rec.model]
-    if rec.extra_flags:
-        parts += ["--extra", ",".join(rec.extra_flags)]
-    if rec.disabled_flags:
-        parts += ["--disable", ",".join(rec.disabled_flags)]
-    return " ".join(parts)
+    lines = [f"cpudb verify --guest test-guest.lscpu --model {rec.model}"]
+    for option, flags in (("--extra", rec.extra_flags), ("--disable", rec.disabled_flags)):
+        if flags:
+            lines[-1] += " \\"
+            lines += shell_word(f"  {option} ", flags)
+    return "\n".join(lines)
 
 
 def _appendix(result: Baseline, by_host: dict[str, HostRow]) -> tuple[str, int, bool]:
@@ -480,7 +471,8 @@ def _planning(conn, selection_text: str, options: Options, result: Baseline) -> 
     found = planning.limits(conn, selection_text, options=options, result=result)
     if len(found.cpu_models) < 2:
         return None
-    labels = ["as it is"] + [f"without {s.retired} ({_count(s.hosts_left, 'host')} left)" for s in found.steps[1:]]
+    labels = ["as it is"] + [f"without {s.retired} ({_count(s.hosts_left, 'host')} left"
+                             + (f", {s.planned_left:,} planned)" if s.planned_left else ")") for s in found.steps[1:]]
     chart = charts.bar_chart([(label, s.guest_features, f"+{s.gained}" if s.retired else "")
                               for label, s in zip(labels, found.steps)])
     items = [i for i in re.split(r"[\s,]+", selection_text.strip()) if i]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from cpudb.lookup import model_features
 from cpudb.queries import sql
+from cpudb.signatures import cpu_label
 
 if TYPE_CHECKING:
     import duckdb
@@ -306,10 +307,15 @@ def _cpu_variants(conn, rec) -> list[Finding]:
         for have, flags in sorted(by_holders.items(), key=lambda item: (-len(item[0]), item[1])):
             lack = [h for h in everyone if h not in set(have)]
             why = "TSX: microcode or tsx=off" if set(flags) <= {"hle", "rtm", "tsxldtrk"} else "BIOS, microcode or kernel"
-            parts.append(f"{' '.join(flags)} ({why}) on {_names(have, 3)}, not on {_names(lack, 3)}")
+            named = f"{' '.join(flags)} ({why})"
+            if len(everyone) <= 4:
+                parts.append(f"{named} on {_names(have)}, not on {_names(lack)}")
+            elif len(have) <= len(lack):  # name the smaller side: that is where to look
+                parts.append(f"{named} only on {_names(have, 2)}")
+            else:
+                parts.append(f"{named} missing on {_names(lack, 2)}")
             guest_flags += [f for f in flags if classes.get(f) == "guest"]
-        label = f"{cpu}, stepping {stepping}" if stepping is not None else cpu
-        text = f"{label}: {len(everyone)} hosts differ: " + "; ".join(parts)
+        text = f"{cpu_label(cpu, stepping)}: {len(everyone)} hosts differ: " + "; ".join(parts)
         action = ("the configuration already leaves the differing flags out of guests; to give guests "
                   f"{' '.join(sorted(set(guest_flags)))}, bring these hosts to the same microcode, BIOS settings "
                   "and kernel (cpudb drift shows when each changed)") if guest_flags else ""

@@ -6,11 +6,26 @@ and stepping say what the CPU is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
 from cpudb.resources import data_path
+
+
+def short_cpu(name: str) -> str:
+    """'Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz' -> 'Xeon Gold 6230'; 'AMD EPYC 7742 64-Core Processor' -> 'EPYC 7742'."""
+    text = re.sub(r"\((R|TM|tm)\)", "", name)
+    text = re.sub(r"\s+@.*$", "", text)
+    text = re.sub(r"\b(Intel|AMD|CPU|Processor|\d+-[Cc]ore)\b", "", text)
+    return re.sub(r"\s+", " ", text).strip() or name
+
+
+def cpu_label(model_name: str | None, stepping: int | None) -> str:
+    """How every table names a CPU model: 'Xeon Gold 6230, stepping 7'."""
+    name = short_cpu(model_name or "unknown CPU")
+    return f"{name}, stepping {stepping}" if stepping is not None else name
 
 
 @dataclass(frozen=True)

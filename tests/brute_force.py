@@ -137,13 +137,10 @@ def judge_all(dumps: list[HostDump], target: Target, pmu: bool = False) -> tuple
             states = [status(feature, d, o) for d, o in zip(dumps, offers)]
             if klass == "guest-marker":
                 continue
-            if feature in by_qemu and klass == "host-only":
-                verdict = "off"
-            elif feature in by_qemu and klass == "nested" and not all(s == "yes" for s in states):
-                verdict = "off"
-            elif "no" in states:
-                verdict = "off"
-            else:
+            off = ((feature in by_qemu and klass == "host-only")
+                   or (feature in by_qemu and klass == "nested" and not all(s == "yes" for s in states))
+                   or "no" in states)
+            if not off:
                 continue
             disabled.add(feature)
             lacking_on_host |= "no" in states

@@ -150,7 +150,7 @@ def test_report_has_a_planning_section_with_the_reference_cpus(tmp_path):
 def test_limits_at_1000_hosts_names_cpu_models_not_variants(tmp_path, capsys):
     from collections import Counter
 
-    from cpudb.report import short_cpu
+    from cpudb.signatures import short_cpu
     from cpudb.synthetic import generate
 
     generate(1000, tmp_path / "dumps", seed=7)

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 import yaml
@@ -17,7 +16,7 @@ from defusedxml import ElementTree
 import pdf
 from conftest import FIXTURES, SAMPLE_FLEET
 from cpudb.cli import main
-from cpudb.report import short_cpu
+from cpudb.signatures import short_cpu
 from cpudb.synthetic import generate
 
 needs_pdftotext = pdf.needs_pdftotext
@@ -173,6 +172,8 @@ def test_planned_hosts_are_marked_planned_everywhere(tmp_path):
     assert "ref:turin" not in change  # not in the checklist or the migration tests
     retire = html[html.index("Retiring one CPU model"):html.index("Guest features per retire step")]
     assert "ref:turin" not in retire
+    steps = html[html.index("Guest features per retire step"):html.index('id="drift"')]
+    assert "(3 hosts left, 8 planned)" in steps and "11 hosts left" not in steps
     appendix = html[html.index('id="appendix"'):]
     line = next(line for line in appendix.splitlines() if line.startswith("ref:turin"))
     assert "planned: 8 hosts" in line and not re.search(r"[0-9a-f]{64}", line)
