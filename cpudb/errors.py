@@ -17,6 +17,9 @@ class DumpParseError(CpudbError):
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self):  # a worker process raises it; the parent must rebuild it
+        return type(self), (self.source, self.problem, self.line)
+
 
 class IngestError(CpudbError):
     """One or more dumps of an ingest run failed to parse; nothing was written."""
@@ -26,6 +29,9 @@ class IngestError(CpudbError):
         lines = [str(f) for f in failures]
         summary = f"{len(failures)} dump(s) failed to parse, nothing was ingested (use --skip-bad to ingest the rest)"
         super().__init__("\n".join(lines + [summary]) if len(lines) > 1 else lines[0])
+
+    def __reduce__(self):
+        return type(self), (self.failures,)
 
 
 class SelectionError(CpudbError):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +83,8 @@ _ROW_FIELDS = (
     "qemu_version", "libvirt_version", "nova_version",
 )
 _FLAGS, _GUEST_FLAGS, _NOTES, _EXTRA = (_ROW_FIELDS.index(n) for n in ("flags", "guest_flags", "notes", "extra"))
+_HOST, _SHA256, _PATH, _FORMAT, _COLLECTED = (
+    _ROW_FIELDS.index(n) for n in ("host", "sha256", "source_path", "source_format", "collected_at"))
 STORE_BATCH = 10_000  # dumps inserted per statement: bounded memory, few round trips
 
 
@@ -112,7 +117,10 @@ def parse_stream(files: Sequence[Path], progress: Progress | None = None) -> Ite
     workers = min(os.cpu_count() or 1, 8)
     done = 0
     if len(files) >= PARALLEL_THRESHOLD and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_quiet_gc) as pool:
+        # spawn, not fork: a forked worker would inherit the writer's lock and keep it after a kill.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(os.getpid(),)) as pool:
             results = pool.map(_parse_chunk, chunks, [known] * len(chunks))
             for chunk, result in zip(chunks, results):
                 done += len(chunk)
@@ -128,7 +136,17 @@ def parse_stream(files: Sequence[Path], progress: Progress | None = None) -> Ite
             yield result
 
 
-def _quiet_gc() -> None:
+def _start_worker(parent: int) -> None:
+    """A parse worker dies with the cpudb process that started it (killed or not)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     # Parsing makes many small objects that all live until the chunk is sent; the cyclic
     # collector would scan them again and again for nothing (a third of the parse time).
     gc.disable()
@@ -172,8 +190,11 @@ def _ingest(conn, files: Sequence[Path], progress: Progress | None, skip_bad: bo
     writer = Writer(conn)
     failures: list[DumpParseError] = []
     notes: list[str] = []
+    first_of: dict[str, Row] = {}
     with _gc_paused():
         for rows, failed in parse_stream(files, progress):
+            failed = list(failed)
+            rows = [row for row in rows if not _same_host_twice(row, first_of, failed)]
             failures.extend(failed)
             if failures and not skip_bad:
                 continue  # parse on, to report every bad file at once
@@ -183,6 +204,22 @@ def _ingest(conn, files: Sequence[Path], progress: Progress | None, skip_bad: bo
         raise IngestError(failures)
     added, unchanged, hosts = writer.finish()
     return IngestResult(len(files), added, unchanged, hosts, tuple(failures), tuple(notes))
+
+
+def _same_host_twice(row: Row, first_of: dict[str, Row], failed: list[DumpParseError]) -> bool:
+    """A second dump of one host in one ingest, when nothing says which is newer (no ``collected:``
+    times that differ): which one is "latest" would depend on argument order. A domcapabilities
+    file beside the host's lscpu dump is its guest view, not a second dump."""
+    if row[_FORMAT] == "virsh-domcapabilities":
+        return False
+    first = first_of.setdefault(row[_HOST], row)
+    if first is row or first[_SHA256] == row[_SHA256]:
+        return False
+    if first[_COLLECTED] is not None and row[_COLLECTED] is not None and first[_COLLECTED] != row[_COLLECTED]:
+        return False
+    failed.append(DumpParseError(row[_PATH], f"host {row[_HOST]} is also the host of {first[_PATH]}, and no "
+                                 "'collected:' times say which is newer (rename one, or ingest them one at a time)"))
+    return True
 
 
 @contextlib.contextmanager

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +35,7 @@ _CPUID_R = re.compile(r"^\s*0x[0-9a-f]{8} 0x[0-9a-f]{2}: eax=0x", re.IGNORECASE)
 _LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
 _CPUINFO_LINE = re.compile(r"^([^:\t]+?)\s*:\s?(.*?)\s*$")
 _HOST_NAME = re.compile(r"^[^\s,]{1,253}$")
+_INVISIBLE = {"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"}  # control, format (bidi, zero-width), private, unassigned
 
 # Keys only an English lscpu prints; their absence in key: value text means another language.
 _LSCPU_ENGLISH_KEYS = {"Architecture", "Vendor ID", "Model name", "Byte Order", "CPU op-mode(s)"}
@@ -154,13 +158,35 @@ def parse_file(path: str | Path, known_flags: frozenset[str] = frozenset()) -> H
     """Read and parse one dump file."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_DUMP_BYTES:
-            raise DumpParseError(str(path), f"file too large ({size / 1e6:.1f} MB; a dump is a few KB to a few MB)")
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer. The checks are on the opened file
+        # (a symlink to /dev/zero passes a check of the name), and the read is bounded anyway.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DumpParseError(str(path), f"not a regular file ({_file_kind(info.st_mode)}); only dump files are read")
+            if info.st_size > MAX_DUMP_BYTES:
+                raise DumpParseError(str(path), f"file too large ({info.st_size / 1e6:.1f} MB; a dump is a few KB to a few MB)")
+            chunks, remaining = [], MAX_DUMP_BYTES + 1
+            while remaining > 0 and (chunk := os.read(fd, min(remaining, 1 << 20))):
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise DumpParseError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    data = b"".join(chunks)
+    if len(data) > MAX_DUMP_BYTES:  # it grew while being read
+        raise DumpParseError(str(path), f"file too large (over {MAX_DUMP_BYTES / 1e6:.1f} MB; a dump is a few KB to a few MB)")
     return parse_dump(data, str(path), known_flags=known_flags)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return kind
+    return "not a file"
 
 
 def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset()) -> HostDump:
@@ -180,7 +206,11 @@ def parse_dump(data: bytes, source: str, known_flags: frozenset[str] = frozenset
     _check_x86_flags(fields.flags, source)
     host = header.host or host_name_from_path(source)
     if not _HOST_NAME.match(host):
-        raise DumpParseError(source, f"invalid host name {host!r} (no spaces or commas, at most 253 characters)")
+        raise DumpParseError(source, f"invalid host name {ascii(host)} (no spaces or commas, at most 253 characters)")
+    hidden = sorted({f"U+{ord(c):04X}" for c in host if unicodedata.category(c) in _INVISIBLE})
+    if hidden:
+        # Control, bidirectional-override and zero-width characters spoof terminals and reports.
+        raise DumpParseError(source, f"invalid host name {ascii(host)}: it holds invisible or control characters ({' '.join(hidden)})")
     return HostDump(
         host=host,
         source_path=source,
@@ -279,11 +309,16 @@ def _parse_body(body: list[str], source: str, offset: int, known_flags: frozense
         from cpudb.parse_xml import parse_cpuid_r
 
         return parse_cpuid_r("\n".join(body), source)
-    if any(re.match(r"^processor\s*:", line) for line in body):
+    # /proc/cpuinfo keys are lower case ("model name\t: ..."), lscpu's are not ("Model name:"); tools
+    # often print only some of its lines (model name and flags), without "processor".
+    if any(_CPUINFO_KEY.match(line) for line in body):
         return _parse_cpuinfo(body, source, offset)
     if any(_LSCPU_LINE.match(line) for line in body):
         return _parse_lscpu_text(body, source, offset, known_flags)
     return _parse_flag_list(body, source, offset)
+
+
+_CPUINFO_KEY = re.compile(r"^(processor|flags|model name|vendor_id|cpu family)\s*:")
 
 
 def _last_line_is_flags(body: list[str]) -> bool:
@@ -365,7 +400,9 @@ def _parse_lscpu_text(body: list[str], source: str, offset: int, known_flags: fr
     if flags_line is None:
         if _looks_localized(values):
             raise DumpParseError(source, "lscpu output in another language (collect it with LC_ALL=C lscpu)")
-        raise DumpParseError(source, 'no "Flags:" line (is this lscpu output from an x86-64 host?)')
+        fields = ", ".join(repr(k) for k in list(values)[:3]) + (", ..." if len(values) > 3 else "")
+        found = f"{len(values)} other field(s): {fields}" if values else "no 'Name: value' field"
+        raise DumpParseError(source, f'no "Flags:" line, found {found} (is this lscpu output from an x86-64 host?)')
     return _Fields(
         source_format="lscpu",
         flags=frozenset(_join_flag_chunks(flag_chunks, known_flags)),
@@ -425,12 +462,16 @@ def _parse_lscpu_json(text: str, source: str) -> _Fields:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DumpParseError(source, f"invalid or truncated JSON ({exc.msg})", exc.lineno) from None
+    except RecursionError:
+        raise DumpParseError(source, "JSON nested too deeply (lscpu -J nests three levels)") from None
     if not isinstance(document, dict) or not isinstance(document.get("lscpu"), list):
         raise DumpParseError(source, 'JSON without an "lscpu" list (expected lscpu -J output)')
     values: dict[str, str] = {}
     extra: list[ExtraLine] = []
 
-    def walk(entries: list, parent: str | None) -> None:
+    def walk(entries: list, parent: str | None, depth: int = 1) -> None:
+        if depth > 8:
+            raise DumpParseError(source, "JSON nested too deeply (lscpu -J nests three levels)")
         for entry in entries:
             if not isinstance(entry, dict) or "field" not in entry:
                 raise DumpParseError(source, 'lscpu -J entry without "field"')
@@ -444,7 +485,7 @@ def _parse_lscpu_json(text: str, source: str) -> _Fields:
             values.setdefault(key, value)
             children = entry.get("children")
             if isinstance(children, list):
-                walk(children, key)
+                walk(children, key, depth + 1)
 
     walk(document["lscpu"], None)
     _non_x86(values.get("Architecture"), source)

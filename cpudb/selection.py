@@ -55,6 +55,8 @@ def load_inventory(path: Path) -> dict[str, list[str]]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SelectionError(f"{path}: cannot read the inventory ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SelectionError(f"{path}: the inventory is not UTF-8 text (invalid byte at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         problem = str(exc).splitlines()[0]
         raise SelectionError(f"{path}: not a valid inventory ({problem})") from None
@@ -124,7 +126,16 @@ def resolve(
     return selection
 
 
-def _expand_groups(items: list[str], groups: dict[str, list[str]], stack: tuple[str, ...]) -> list[str]:
+# A selection item list no real inventory reaches; a "group bomb" (each group naming the one
+# before several times) would otherwise grow without bound.
+MAX_EXPANDED_ITEMS = 200_000
+
+
+def _expand_groups(items: list[str], groups: dict[str, list[str]], stack: tuple[str, ...],
+                   memo: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """Items with every @group replaced by its members: each group is expanded once (memoized) and
+    its members kept once each, in order."""
+    memo = {} if memo is None else memo
     expanded: list[str] = []
     for item in items:
         negate = item.startswith("!")
@@ -137,11 +148,16 @@ def _expand_groups(items: list[str], groups: dict[str, list[str]], stack: tuple[
             raise SelectionError(unknown_message("group", f"@{group}", [f"@{g}" for g in groups]))
         if group in stack:
             raise SelectionError(f"group @{group} includes itself (via {' -> '.join('@' + g for g in stack)})")
-        members = _expand_groups(groups[group], groups, stack + (group,))
+        if group not in memo:
+            memo[group] = tuple(dict.fromkeys(_expand_groups(groups[group], groups, stack + (group,), memo)))
+        members = memo[group]
         if negate:
             expanded.extend(m if m.startswith("!") else "!" + m for m in members)
         else:
             expanded.extend(members)
+        if len(expanded) > MAX_EXPANDED_ITEMS:
+            raise SelectionError(f"group @{group} expands to more than {MAX_EXPANDED_ITEMS:,} items: "
+                                 "check the inventory for groups that repeat each other")
     return expanded
 
 

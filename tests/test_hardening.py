@@ -30,21 +30,24 @@ CPUDB = [sys.executable, "-m", "cpudb"]
 # Every file of the corpus, with what the one line on stderr must say about it.
 CORPUS = {
     "aarch64.lscpu": "aarch64 dump: cpudb analyses x86-64 hosts only",
+    "bidi-host-name.lscpu": "invisible or control characters (U+202E)",
     "billion-laughs.xml": "refused unsafe XML (EntitiesForbidden",
+    "deep-nesting.json": "JSON nested too deeply",
     "binary.lscpu": "binary data (NUL bytes)",
     "empty.lscpu": "empty file",
     "guest-without-flags.lscpu": "the flags line is empty (a guest whose hypervisor hides CPUID?)",
     "invalid-utf8.lscpu": "not UTF-8 text (invalid byte at offset 356)",
     "localized-de.lscpu": "lscpu output in another language (collect it with LC_ALL=C lscpu)",
     "localized-ja.lscpu": "lscpu output in another language (collect it with LC_ALL=C lscpu)",
-    "no-flags-line.lscpu": 'no "Flags:" line',
+    "no-flags-line.lscpu": 'no "Flags:" line, found 29 other field(s): \'Architecture\'',
     "nul-bytes.lscpu": "binary data (NUL bytes)",
     "ppc64le.lscpu": "ppc64le dump: cpudb analyses x86-64 hosts only",
     "s390x.lscpu": "s390x dump: cpudb analyses x86-64 hosts only",
     "truncated.json": "invalid or truncated JSON",
     "truncated.lscpu": "truncated: the file ends inside the flags line",
     "two-flags-lines.lscpu": "two Flags: lines (lines 30 and 31)",
-    "yaml-with-tags.yaml": 'no "Flags:" line',
+    "yaml-with-tags.yaml": 'no "Flags:" line, found 3 other field(s)',
+    "zero-width-host-name.lscpu": "invisible or control characters (U+200B)",
 }
 
 
@@ -108,7 +111,7 @@ def test_the_whole_corpus_in_one_run_lists_every_file_and_no_traceback(existing_
     assert "Traceback" not in run.stderr
     lines = run.stderr.splitlines()
     assert len(lines) == len(CORPUS) + 1  # one per file, then the summary
-    assert lines[-1].endswith("16 dump(s) failed to parse, nothing was ingested (use --skip-bad to ingest the rest)")
+    assert lines[-1].endswith(f"{len(CORPUS)} dump(s) failed to parse, nothing was ingested (use --skip-bad to ingest the rest)")
     assert _digest(copy) == before
 
 

@@ -1,0 +1,181 @@
+"""Faults a hostile tester found (issue 13): each reproduced here, each ending in one clear line."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SAMPLE_FLEET
+from cpudb import errors, selection
+from cpudb.cli import main
+from cpudb.errors import CpudbError, DumpParseError, IngestError
+from cpudb.parse import parse_dump, parse_file
+
+CPUDB = [sys.executable, "-m", "cpudb"]
+
+
+def _every_error_class(base=CpudbError):
+    for cls in base.__subclasses__():
+        yield cls
+        yield from _every_error_class(cls)
+
+
+def _instance(cls):
+    if issubclass(cls, DumpParseError):
+        return cls("dumps/a.lscpu", "no flags", 3)
+    if issubclass(cls, IngestError):
+        return cls([DumpParseError("a", "bad", 1), DumpParseError("b", "worse")])
+    return cls("dumps/a.lscpu: something is wrong")
+
+
+@pytest.mark.parametrize("cls", [CpudbError, *_every_error_class()], ids=lambda c: c.__name__)
+def test_every_error_survives_pickling(cls):
+    # Worker processes of a large ingest raise these; the parent must rebuild them.
+    error = _instance(cls)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is cls and str(again) == str(error)
+    assert {name for name in dir(errors) if name.endswith("Error")} >= {c.__name__ for c in _every_error_class()}
+
+
+@pytest.mark.slow
+def test_a_bad_dump_in_a_parallel_ingest_is_one_line(tmp_path):
+    from cpudb.ingest import PARALLEL_THRESHOLD
+    from cpudb.synthetic import generate
+
+    dumps = tmp_path / "dumps"
+    generate(PARALLEL_THRESHOLD, dumps, seed=3)
+    (dumps / "zz-bad.lscpu").write_text("Architecture: x86_64\nModel name: x\n")
+    db = tmp_path / "fleet.duckdb"
+    run = subprocess.run([*CPUDB, "ingest", "--quiet", "--db", str(db), str(dumps)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.splitlines() == [f"cpudb: error: {dumps / 'zz-bad.lscpu'}: no \"Flags:\" line, found 2 other "
+                                       "field(s): 'Architecture', 'Model name' (is this lscpu output from an x86-64 host?)"]
+    assert not db.exists()
+    skip = subprocess.run([*CPUDB, "ingest", "--quiet", "--skip-bad", "--db", str(db), str(dumps)], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert "Traceback" not in skip.stderr and "zz-bad.lscpu" in skip.stderr
+    assert main(["hosts", "--db", str(db), "--format", "csv"]) == 0
+
+
+def test_a_partial_cpuinfo_is_read_as_cpuinfo():
+    text = ("model name\t: Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz\n"
+            "flags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge cmov sse sse2 lm avx2\n")
+    dump = parse_dump(text.encode(), "cmp-x.cpuinfo")
+    assert dump.source_format == "cpuinfo" and "avx2" in dump.flags
+    assert dump.model_name == "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
+
+
+def test_a_refused_lscpu_file_says_what_was_found():
+    with pytest.raises(DumpParseError, match=r"no \"Flags:\" line, found 1 other field\(s\): 'Architecture'"):
+        parse_dump(b"Architecture: x86_64\n", "a.lscpu")
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path):
+    fifo = tmp_path / "pipe.lscpu"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.lscpu"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(DumpParseError, match=r"not a regular file \(a FIFO\)"):
+        parse_file(fifo)
+    with pytest.raises(DumpParseError, match=r"not a regular file \(a character device\)"):
+        parse_file(zero)
+    run = subprocess.run([*CPUDB, "ingest", "--quiet", "--db", str(tmp_path / "x.duckdb"), str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 3
+
+
+def test_deep_json_is_one_line():
+    with pytest.raises(DumpParseError, match="JSON nested too deeply"):
+        parse_dump(b"[" * 5000 + b"]" * 5000 + b"\n", "deep.json")
+
+
+def test_an_inventory_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_bytes("groups:\n  caf\xe9: [cmp-*]\n".encode("latin-1"))
+    assert main(["hosts", "--dumps", str(SAMPLE_FLEET), "--inventory", str(inventory), "@x"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == f"cpudb: error: {inventory}: the inventory is not UTF-8 text (invalid byte at offset 13)"
+
+
+def test_a_group_bomb_expands_each_group_once():
+    groups = {"g0": ["cmp-*", "!cmp-bdw-01"]} | {f"g{i}": [f"@g{i - 1}"] * 10 for i in range(1, 30)}
+    # 10**29 items if each use of a group were expanded again (depth 9 used to hang).
+    chosen = selection.resolve("@g29", ["cmp-a", "cmp-bdw-01", "other"], groups)
+    assert chosen.hosts == ("cmp-a",)
+    wide = {"big": [f"h{i}" for i in range(selection.MAX_EXPANDED_ITEMS + 1)]}
+    with pytest.raises(CpudbError, match="expands to more than"):
+        selection.resolve("@big", ["h1"], wide)
+
+
+def test_two_files_for_one_host_in_one_ingest_are_refused_unless_collected_times_order_them(tmp_path, capsys):
+    from conftest import fixture
+
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    intel, amd = fixture("intel-gold6230-1.txt").read_text(), fixture("amd-epyc7742-1.txt").read_text()
+    (folder / "a.lscpu").write_text("hostname: dup\n" + intel)
+    (folder / "b.lscpu").write_text("hostname: dup\n" + amd)
+    db = tmp_path / "x.duckdb"
+    assert main(["ingest", "--quiet", "--db", str(db), str(folder)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == (f"cpudb: error: {folder / 'b.lscpu'}: host dup is also the host of {folder / 'a.lscpu'}, and no "
+                    "'collected:' times say which is newer (rename one, or ingest them one at a time)")
+    assert not db.exists()
+    # With collection times the newer one is the host's latest, whatever the argument order.
+    (folder / "a.lscpu").write_text("hostname: dup\ncollected: 2026-12-01T10:00:00Z\n" + intel)
+    (folder / "b.lscpu").write_text("hostname: dup\ncollected: 2026-11-01T10:00:00Z\n" + amd)
+    assert main(["ingest", "--quiet", "--db", str(db), str(folder / "b.lscpu"), str(folder / "a.lscpu")]) == 0
+    capsys.readouterr()
+    assert main(["hosts", "--db", str(db), "--format", "csv"]) == 0
+    assert "GenuineIntel" in capsys.readouterr().out
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()}
+    except OSError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads /proc to find the workers")
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_killed_parallel_ingest_leaves_no_worker_and_no_lock(tmp_path, how):
+    import signal
+
+    from cpudb.ingest import PARALLEL_THRESHOLD
+    from cpudb.synthetic import generate
+
+    dumps = tmp_path / "dumps"
+    generate(PARALLEL_THRESHOLD * 3, dumps, seed=5)
+    db = tmp_path / "fleet.duckdb"
+    ingest = subprocess.Popen([*CPUDB, "ingest", "--quiet", "--db", str(db), str(dumps)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    for _ in range(600):  # until the parse workers are running (at most 60 s)
+        workers = _children(ingest.pid)
+        if len(workers) >= 2 or ingest.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert ingest.poll() is None and workers, "the ingest ended before its workers could be seen"
+    ingest.send_signal(getattr(signal, how))
+    ingest.wait(timeout=30)
+    for _ in range(100):
+        if not any(_alive(w) for w in workers):
+            break
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+    assert main(["ingest", "--quiet", "--db", str(db), str(SAMPLE_FLEET)]) == 0  # no stale lock
+    assert not list(tmp_path.glob(".fleet.duckdb.tmp-*"))  # the dead writer's copy is cleaned
