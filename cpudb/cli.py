@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
 import sys
 
 from cpudb import __version__
@@ -31,19 +33,51 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
+        return code
     except CpudbError as exc:
         for line in str(exc).splitlines():
             print(f"cpudb: error: {line}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         # Output piped into `head` and the like: not an error.
-        with contextlib.suppress(Exception):
-            sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - keeps the interpreter from complaining at exit
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         print("cpudb: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        code = fault_exit(exc)
+        if code is None:
+            raise
+        return code
+
+
+def fault_exit(exc: BaseException) -> int | None:
+    """The exit code for a fault that is not a bug, after printing its one line; None for a bug."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        print(f"cpudb: error: cannot write {exc.filename or 'the output'}: {exc.strerror}; nothing was replaced",
+              file=sys.stderr)
+        _silence_stdout()
+        return 2
+    # DuckDB turns Ctrl-C during a query into its own exception ("Query interrupted").
+    if type(exc).__name__ == "InterruptException" or str(exc).startswith("Query interrupted"):
+        print("cpudb: interrupted", file=sys.stderr)
+        return 130
+    if "No space left on device" in str(exc):  # DuckDB's own I/O error
+        print(f"cpudb: error: {str(exc).splitlines()[0]}; nothing was replaced", file=sys.stderr)
+        return 2
+    return None
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so the interpreter's final flush of what is still
+    buffered does not fail again (and print a traceback of its own)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def entry_point() -> None:

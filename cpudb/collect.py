@@ -81,7 +81,7 @@ class Outcome:
 def host_of(target: str) -> str:
     """The host name a file is written under: the ssh target without ``user@``."""
     match = _TARGET.match(target)
-    if not match:
+    if not match or match.group("host").startswith("."):  # ".", "..": a hidden file ingest would skip
         raise CpudbError(f"{target!r}: not an ssh target (expected [user@]host)")
     return match.group("host").strip("[]").replace(":", "-")
 
@@ -156,7 +156,11 @@ def _collect_one(target: str | None, out_dir: Path, timeout: float, ssh_options:
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        # Not communicate(): a child that left the group (setsid) may hold the pipes open for ever.
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        process.wait()
         return Outcome(label, host, None, f"timed out after {timeout:g} s")
     stderr = stderr_bytes.decode("utf-8", "replace").strip().splitlines()
     if process.returncode == 255 and target:  # ssh's own failure: unreachable, refused, auth
@@ -180,6 +184,8 @@ def _collect_one(target: str | None, out_dir: Path, timeout: float, ssh_options:
 
 def _assemble(host: str, started: datetime, output: str) -> tuple[str, tuple[str, ...]]:
     """The file to write: header lines, notes of what was not collected, then the sections."""
+    from cpudb.parse import HEADER_LINE
+
     kernel = ""
     missing: list[str] = []
     body: list[str] = []
@@ -195,6 +201,10 @@ def _assemble(host: str, started: datetime, output: str) -> tuple[str, tuple[str
                     stack[component] = match.group(1)
         elif line.startswith("!missing "):
             missing.append(line.removeprefix("!missing ").strip())
+        elif HEADER_LINE.match(line):
+            # The collector says who the host is (the ssh target), not the remote side: a remote
+            # "hostname: ../../x" or another host's name is kept only as a comment.
+            body.append(f"# the remote side printed: {line.strip()[:120]}")
         else:
             body.append(line)
     header = [

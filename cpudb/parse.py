@@ -29,7 +29,7 @@ DUMP_SUFFIXES = (
 
 _FLAG_TOKEN = re.compile(r"^[a-z0-9_]+$")
 _CONTROL_CHAR = re.compile(r"[\x00-\x08\x0e-\x1f]")  # control characters but tab, newlines, form feed
-_HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector|qemu|libvirt|nova)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+HEADER_LINE = re.compile(r"^(hostname|collected|kernel|collector|qemu|libvirt|nova)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 _STACK_VERSION = re.compile(r"^\d+(\.\d+){0,3}$")
 _CPUID_R = re.compile(r"^\s*0x[0-9a-f]{8} 0x[0-9a-f]{2}: eax=0x", re.IGNORECASE)
 _LSCPU_LINE = re.compile(r"^(\s*)([^:]+?):\s*(.*?)\s*$")
@@ -262,7 +262,7 @@ def _read_header(lines: list[str], source: str) -> tuple[_Header, int]:
         if not line.strip() or line.startswith("#"):
             index += 1
             continue
-        match = _HEADER_LINE.match(line)
+        match = HEADER_LINE.match(line)
         if not match:
             break
         key, value = match.group(1).lower(), match.group(2)

@@ -305,7 +305,8 @@ def _cpu_variants(conn, rec) -> list[Finding]:
             by_holders[tuple(sorted(h for hosts, flags in members if flag in flags for h in hosts))].append(flag)
         parts, guest_flags = [], []
         for have, flags in sorted(by_holders.items(), key=lambda item: (-len(item[0]), item[1])):
-            lack = [h for h in everyone if h not in set(have)]
+            holders = set(have)
+            lack = [h for h in everyone if h not in holders]
             why = "TSX: microcode or tsx=off" if set(flags) <= {"hle", "rtm", "tsxldtrk"} else "BIOS, microcode or kernel"
             named = f"{' '.join(flags)} ({why})"
             if len(everyone) <= 4:

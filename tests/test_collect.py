@@ -151,6 +151,8 @@ def test_permission_denied_and_a_host_file(fake_ssh, tmp_path, capsys):
         (["--ssh", "bad host"], "'bad host': not an ssh target"),
         (["--ssh", "a@x", "b@x"], "host(s) listed twice: x"),
         (["--ssh", "x", "--parallel", "0"], "--parallel must be at least 1"),
+        (["--ssh", "."], "'.': not an ssh target"),  # "..txt" would be a hidden file ingest skips
+        (["--ssh", "root@.."], "'root@..': not an ssh target"),
     ],
 )
 def test_bad_collect_arguments_exit_2(tmp_path, capsys, args, message):
@@ -172,3 +174,29 @@ def test_collect_on_this_machine(tmp_path):
     [written] = list(out.iterdir())
     dump = parse_file(written)
     assert dump.source_format == "collect" and "fpu" in dump.flags
+
+
+def test_the_remote_side_cannot_choose_its_host_name(fake_ssh, tmp_path):
+    _fake_host(fake_ssh, "liar", virsh=False)
+    lscpu = fake_ssh / "liar" / "lscpu.out"
+    lscpu.write_text("hostname: ../../x\nhostname: good\n" + lscpu.read_text())
+    out = tmp_path / "dumps"
+    assert main(["collect", "--ssh", "root@liar", "-o", str(out), "--quiet"]) == 0
+    assert [p.name for p in out.iterdir()] == ["liar.txt"]
+    dump = parse_file(out / "liar.txt")
+    assert dump.host == "liar"
+    assert "# the remote side printed: hostname: ../../x" in (out / "liar.txt").read_text()
+
+
+def test_a_remote_child_that_holds_the_output_open_ends_at_the_timeout(fake_ssh, tmp_path):
+    import subprocess
+    import sys
+
+    _fake_host(fake_ssh, "holder", virsh=False)
+    for tool in ("setsid", "sleep"):
+        os.symlink(shutil.which(tool), fake_ssh / "holder" / "bin" / tool)
+    # A child in its own session keeps stdout open for 120 s after the script ends.
+    _script(fake_ssh / "holder" / "bin" / "lscpu", f"#!/bin/sh\nsetsid sleep 120 &\nexec cat {fake_ssh / 'holder' / 'lscpu.out'}\n")
+    run = subprocess.run([sys.executable, "-m", "cpudb", "collect", "--ssh", "holder", "--timeout", "3",
+                          "-o", str(tmp_path / "dumps"), "--quiet"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "holder: failed: timed out after 3 s" in run.stderr

@@ -179,3 +179,39 @@ def test_a_killed_parallel_ingest_leaves_no_worker_and_no_lock(tmp_path, how):
     assert not any(_alive(w) for w in workers)
     assert main(["ingest", "--quiet", "--db", str(db), str(SAMPLE_FLEET)]) == 0  # no stale lock
     assert not list(tmp_path.glob(".fleet.duckdb.tmp-*"))  # the dead writer's copy is cleaned
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_under_stdout_is_one_line_and_exit_2():
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([*CPUDB, "hosts", "--dumps", str(SAMPLE_FLEET), "--format", "csv"], stdout=full,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == ["cpudb: error: cannot write the output: No space left on device; nothing was replaced"]
+
+
+def test_an_interrupted_query_exits_130(capsys):
+    import threading
+
+    import duckdb
+
+    from cpudb.cli import fault_exit
+
+    conn = duckdb.connect()
+    caught: list[BaseException] = []
+
+    def long_query():
+        try:
+            conn.execute("SELECT count(*) FROM range(10000000000) a, range(10) b WHERE a.range % 7 = b.range").fetchall()
+        except BaseException as exc:  # noqa: BLE001 - the exception is the result
+            caught.append(exc)
+
+    worker = threading.Thread(target=long_query)
+    worker.start()
+    time.sleep(0.5)
+    conn.interrupt()  # what DuckDB does on Ctrl-C
+    worker.join(timeout=30)
+    assert caught, "the query was not interrupted"
+    assert fault_exit(caught[0]) == 130
+    assert capsys.readouterr().err == "cpudb: interrupted\n"
+    assert fault_exit(ValueError("a bug")) is None
