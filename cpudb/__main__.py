@@ -1,5 +1,3 @@
-import sys
+from cpudb.cli import entry_point
 
-from cpudb.cli import main
-
-sys.exit(main(sys.argv[1:]))
+entry_point()

@@ -80,8 +80,24 @@ def _silence_stdout() -> None:
         os.close(null)
 
 
-def entry_point() -> None:
-    sys.exit(main())
+def entry_point(argv: list[str] | None = None) -> None:
+    """Run cpudb as a process. Ctrl-C ends it with 130 and one line at every moment: Python would
+    otherwise turn an interrupt it saw inside an extension (DuckDB's start-up) into death by SIGINT
+    after ``main`` returned, and restores the default handler while it shuts down."""
+    import signal
+
+    try:
+        code = main(argv)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done; a late Ctrl-C changes nothing
+    except KeyboardInterrupt:
+        print("cpudb: interrupted", file=sys.stderr)
+        code = 130
+    if code == 130:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

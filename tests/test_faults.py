@@ -215,3 +215,49 @@ def test_an_interrupted_query_exits_130(capsys):
     assert fault_exit(caught[0]) == 130
     assert capsys.readouterr().err == "cpudb: interrupted\n"
     assert fault_exit(ValueError("a bug")) is None
+
+
+@pytest.mark.slow
+def test_sigint_at_any_moment_of_an_ingest_exits_130_or_0_and_keeps_the_database(tmp_path):
+    """Ctrl-C at 24 moments spread over a whole ingest, final flush included."""
+    import signal
+
+    import duckdb
+
+    from cpudb.synthetic import generate
+
+    dumps = tmp_path / "dumps"
+    generate(300, dumps, seed=9)
+    db = tmp_path / "fleet.duckdb"
+    assert main(["ingest", "--quiet", "--db", str(db), str(SAMPLE_FLEET)]) == 0
+    old = db.read_bytes()
+    command = [*CPUDB, "ingest", "--quiet", "--db", str(db), str(dumps)]
+
+    def hosts() -> int:
+        with duckdb.connect(str(db), read_only=True) as conn:
+            return conn.execute("SELECT count(DISTINCT host) FROM hosts").fetchone()[0]
+
+    start = time.monotonic()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    whole = time.monotonic() - start
+    new_hosts = hosts()
+    db.write_bytes(old)
+    old_hosts = hosts()
+    outcomes = set()
+    for attempt in range(24):
+        run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(whole * (0.15 + 0.9 * attempt / 23))  # from start-up to past the end of a normal run
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+        assert "Traceback" not in err and "Error:" not in err, err
+        assert run.returncode in (0, 130), (attempt, run.returncode, err)
+        if run.returncode == 130:
+            assert err == "cpudb: interrupted\n"
+            assert db.read_bytes() == old or hosts() == new_hosts  # the old database, or the new one whole
+        else:
+            assert hosts() == new_hosts
+        assert not list(tmp_path.glob(".fleet.duckdb.tmp-*"))
+        outcomes.add(run.returncode)
+        db.write_bytes(old)
+        assert hosts() == old_hosts
+    assert 130 in outcomes  # the signal did arrive while the ingest ran
