@@ -9,6 +9,7 @@ keep working during a write: they see the old file until the rename, the new one
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -96,12 +97,15 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     with _writer_lock(path):
         temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         _remove(temp)
-        if path.exists():
-            shutil.copyfile(path, temp)
         conn = None
         import duckdb
 
         try:
+            if path.exists():
+                try:
+                    shutil.copyfile(path, temp)
+                except OSError as exc:
+                    raise _no_room(path, exc, "for the private copy a write works on") from None
             try:
                 conn = duckdb.connect(str(temp))
             except duckdb.Error as exc:
@@ -116,6 +120,12 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             _fsync(temp)
             os.replace(temp, path)
             _fsync(path.parent)
+        except (duckdb.Error, OSError) as exc:
+            # DuckDB reports its own full disk as an I/O error naming the private copy's WAL.
+            if "No space left on device" in str(exc) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                raise DatabaseError(f"{path}: no room to write the database (No space left on device); "
+                                    "the database was not changed") from None
+            raise
         finally:
             if conn is not None:
                 conn.close()
@@ -159,6 +169,13 @@ def _check_cpudb(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
     if tables and not {"meta", "dumps"} <= tables:
         conn.close()
         raise DatabaseError(f"{path}: a DuckDB database, but not one cpudb wrote")
+
+
+def _no_room(path: Path, exc: OSError, what: str) -> BaseException:
+    """A full disk (or quota) while writing ``path`` as one line; any other OSError unchanged."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DatabaseError(f"{path}: no room {what} ({exc.strerror}); the database was not changed")
+    return exc
 
 
 def _remove(path: Path) -> None:

@@ -46,6 +46,7 @@ def replace_together(outputs: dict[Path, bytes | dict[str, bytes]]) -> None:
     import shutil
 
     staged: list[tuple[Path, Path]] = []
+    path = Path(next(iter(outputs)))
     try:
         for path, data in outputs.items():
             path = Path(path)
@@ -64,8 +65,7 @@ def replace_together(outputs: dict[Path, bytes | dict[str, bytes]]) -> None:
     except OSError as exc:
         for temp, _ in staged:
             shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
-        where = next((p for p in outputs if str(exc.filename or "").startswith(str(Path(p).parent))), next(iter(outputs)))
-        raise OutputError(f"{where}: cannot write ({exc.strerror or exc}); no output of this run was replaced") from None
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc}); no output of this run was replaced") from None
     except BaseException:
         for temp, _ in staged:
             shutil.rmtree(temp, ignore_errors=True) if temp.is_dir() else temp.unlink(missing_ok=True)
