@@ -21,7 +21,7 @@ from cpudb.cli_base import (
     selection_options,
     selection_text,
 )
-from cpudb.errors import CpudbError
+from cpudb.errors import CpudbError, terminal_safe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a full disk or a closed pipe shows here, not at interpreter exit
         return code
     except CpudbError as exc:
-        for line in str(exc).splitlines():
+        for line in exc.lines():
             print(f"cpudb: error: {line}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 def fault_exit(exc: BaseException) -> int | None:
     """The exit code for a fault that is not a bug, after printing its one line; None for a bug."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        print(f"cpudb: error: cannot write {exc.filename or 'the output'}: {exc.strerror}; nothing was replaced",
+        print(f"cpudb: error: cannot write {terminal_safe(exc.filename or 'the output')}: {exc.strerror}; nothing was replaced",
               file=sys.stderr)
         _silence_stdout()
         return 2
@@ -66,7 +66,7 @@ def fault_exit(exc: BaseException) -> int | None:
         print("cpudb: interrupted", file=sys.stderr)
         return 130
     if "No space left on device" in str(exc):  # DuckDB's own I/O error
-        print(f"cpudb: error: {str(exc).splitlines()[0]}; nothing was replaced", file=sys.stderr)
+        print(f"cpudb: error: {terminal_safe(str(exc).splitlines()[0])}; nothing was replaced", file=sys.stderr)
         return 2
     return None
 
@@ -145,9 +145,9 @@ def _ingest(args: argparse.Namespace) -> int:
     with progress_bar(enabled=not args.quiet, label="parsing") as progress:
         result = ingest_paths(path, args.paths, skip_bad=args.skip_bad, progress=progress)
     for failure in result.failures:
-        print(f"cpudb: skipped: {failure}", file=sys.stderr)
+        print(f"cpudb: skipped: {terminal_safe(failure)}", file=sys.stderr)
     for note in result.notes:
-        print(f"cpudb: note: {note}", file=sys.stderr)
+        print(f"cpudb: note: {terminal_safe(note)}", file=sys.stderr)
     if not args.quiet:
         print(
             f"{path}: {result.added} new snapshot(s) of {result.hosts} host(s) from {result.files} file(s)"

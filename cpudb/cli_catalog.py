@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from cpudb.cli_base import catalog_reading, command, db_option, format_option, reading
+from cpudb.errors import terminal_safe
 
 
 # --- the catalog: flags and models ---------------------------------------------------------------
@@ -137,7 +138,7 @@ def _catalog_import(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     for warning in document["warnings"]:
-        print(f"cpudb: warning: {warning}", file=sys.stderr)
+        print(f"cpudb: warning: {terminal_safe(warning)}", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from cpudb.cli_base import (
     selection_options,
     selection_text,
 )
-from cpudb.errors import CpudbError
+from cpudb.errors import CpudbError, terminal_safe
 
 # --- collect -----------------------------------------------------------------------------------
 
@@ -61,9 +61,9 @@ def _collect(args: argparse.Namespace) -> int:
     failed = [o for o in outcomes if o.error]
     for outcome in outcomes:
         if outcome.error:
-            print(f"cpudb: {outcome.target}: failed: {outcome.error}", file=sys.stderr)
+            print(f"cpudb: {terminal_safe(outcome.target)}: failed: {terminal_safe(outcome.error)}", file=sys.stderr)
         for reason in outcome.missing:
-            print(f"cpudb: {outcome.target}: not collected: {reason}", file=sys.stderr)
+            print(f"cpudb: {terminal_safe(outcome.target)}: not collected: {terminal_safe(reason)}", file=sys.stderr)
     written = len(outcomes) - len(failed)
     print(f"{out_dir}: {written} of {len(outcomes)} host(s) collected" + (f"; {len(failed)} failed" if failed else ""))
     return 1 if failed else 0

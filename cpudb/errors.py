@@ -1,10 +1,24 @@
 """Errors cpudb reports to the operator as one line and exit code 2."""
 
 
+def terminal_safe(text: object) -> str:
+    """``text`` with every character a terminal would act on or hide (control, bidirectional
+    override, zero-width, line breaks) written as its escape, so one message stays one honest line."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 class CpudbError(Exception):
     """Base of every error caused by input or environment rather than by a bug."""
 
     exit_code = 2
+
+    def lines(self) -> list[str]:
+        """The message as the lines to print, each safe for a terminal: file and host names in it
+        come from the operator's fleet and may hold anything."""
+        return [terminal_safe(str(self))]
 
 
 class DumpParseError(CpudbError):
@@ -32,6 +46,10 @@ class IngestError(CpudbError):
 
     def __reduce__(self):
         return type(self), (self.failures,)
+
+    def lines(self) -> list[str]:
+        lines = [line for failure in self.failures for line in failure.lines()]
+        return lines + [str(self).splitlines()[-1]] if len(lines) > 1 else lines
 
 
 class SelectionError(CpudbError):

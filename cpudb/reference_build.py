@@ -131,7 +131,7 @@ def build_references(data_dir: Path, reference: Path, fixtures: Path, catalog: C
             }
         )
     if problems:
-        raise CatalogError("reference CPUs do not agree with their evidence:\n" + "\n".join(problems))
+        raise CatalogError("reference CPUs do not agree with their evidence: " + "; ".join(problems))
     return results
 
 

@@ -261,3 +261,35 @@ def test_sigint_at_any_moment_of_an_ingest_exits_130_or_0_and_keeps_the_database
         db.write_bytes(old)
         assert hosts() == old_hosts
     assert 130 in outcomes  # the signal did arrive while the ingest ran
+
+
+def test_a_hostile_file_name_stays_one_escaped_line_in_errors(tmp_path):
+    # A dump's name comes from whoever wrote the folder: an escape sequence, a line break and a
+    # right-to-left override in it must not reach the terminal as such.
+    dumps = tmp_path / "dumps"
+    dumps.mkdir()
+    bad = dumps / "evil\x1b[2J\nfake: ok\u202e.lscpu"
+    bad.write_text("nothing a cpudb parser knows\n")
+    run = subprocess.run([*CPUDB, "ingest", "--quiet", "--db", str(tmp_path / "f.duckdb"), str(dumps)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cpudb: error: "), run.stderr
+    assert "evil\\x1b[2J\\nfake: ok\\u202e.lscpu" in lines[0]
+    assert all(c.isprintable() for c in lines[0])
+    assert not (tmp_path / "f.duckdb").exists()
+
+    skipped = subprocess.run([*CPUDB, "ingest", "--quiet", "--skip-bad", "--db", str(tmp_path / "f.duckdb"),
+                              str(dumps), str(SAMPLE_FLEET)], capture_output=True, text=True, cwd=ROOT)
+    assert skipped.returncode == 1, skipped.stderr  # the good files stored, the bad one listed
+    assert [line for line in skipped.stderr.splitlines() if "evil" in line] == [
+        line for line in skipped.stderr.splitlines() if line.startswith("cpudb: skipped: ")]
+    assert all(c.isprintable() for c in skipped.stderr.replace("\n", ""))
+
+
+def test_messages_of_every_error_class_are_printable_lines():
+    for cls in [CpudbError, *_every_error_class()]:
+        error = _instance(cls)
+        assert all(line.isprintable() for line in error.lines()), cls
+    hostile = DumpParseError("a\nb\x1b.lscpu", "no flags\u200b", 2)
+    assert hostile.lines() == ["a\\nb\\x1b.lscpu:2: no flags\\u200b"]
