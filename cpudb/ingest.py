@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
-import multiprocessing
-import os
-import signal
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,17 +13,15 @@ from pathlib import Path
 import duckdb
 
 from cpudb import catalog, db
-from cpudb.errors import CpudbError, DumpParseError, IngestError
-from cpudb.parse import HostDump, parse_file
+from cpudb.errors import DumpParseError, IngestError
+from cpudb.parse import HostDump
+from cpudb.parse_rows import (  # noqa: F401 - PARALLEL_THRESHOLD and find_dump_files are part of this module's face
+    _COLLECTED, _EXTRA, _FLAGS, _FORMAT, _GUEST_FLAGS, _HOST, _NOTES, _PATH, _ROW_FIELDS, _SHA256,
+    PARALLEL_THRESHOLD, Progress, Row, find_dump_files, flagset_digest, parsed_chunks, to_row,
+)
 from cpudb.queries import sql
 
-# Below this many files, starting worker processes costs more than it saves.
-PARALLEL_THRESHOLD = 2000
-PARSE_CHUNK = 500
-# Found in dump folders but never dumps; skipped when a folder is scanned (a file named directly is parsed).
-DOC_SUFFIXES = (".md", ".tsv", ".rst", ".html", ".pdf")
-
-Progress = Callable[[int, int], None]
+STORE_BATCH = 10_000  # dumps inserted per statement: bounded memory, few round trips
 
 
 @dataclass(frozen=True)
@@ -41,126 +34,6 @@ class IngestResult:
     hosts: int
     failures: tuple[DumpParseError, ...]
     notes: tuple[str, ...]
-
-
-def find_dump_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files named directly, and every file under folders named, recursively, in a stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(map(Path, sorted(_walk(path))))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise CpudbError(f"{path}: no such file or folder")
-    return found
-
-
-def _walk(folder: Path) -> Iterator[str]:
-    # os.walk reads file types from the directory entries: no stat per file (100,000 dumps: 0.2 s
-    # instead of 1.3 s with Path.rglob and is_file).
-    for parent, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            if not _skipped_name(name):
-                yield os.path.join(parent, name)
-
-
-def _skipped_name(name: str) -> bool:
-    """Hidden files and the documentation that sits beside dumps (README.md, INDEX.tsv)."""
-    return name.startswith(".") or os.path.splitext(name)[1].lower() in DOC_SUFFIXES
-
-
-# One parsed dump as the database stores it: the dumps columns (ids and ingest time added when
-# stored), its flag sets as digest + text, its extra lines and notes. Plain tuples pickle fast and
-# small between worker processes, and 100,000 of them fit in memory where HostDumps would not.
-Row = tuple
-_ROW_FIELDS = (
-    "host", "sha256", "source_path", "source_format", "collected_at", "kernel", "vendor", "model_name",
-    "family", "model", "stepping", "microcode", "sockets", "cores_per_socket", "threads_per_core",
-    "hypervisor_vendor", "is_guest", "flags", "guest_flags", "guest_source", "notes", "extra",
-    "qemu_version", "libvirt_version", "nova_version",
-)
-_FLAGS, _GUEST_FLAGS, _NOTES, _EXTRA = (_ROW_FIELDS.index(n) for n in ("flags", "guest_flags", "notes", "extra"))
-_HOST, _SHA256, _PATH, _FORMAT, _COLLECTED = (
-    _ROW_FIELDS.index(n) for n in ("host", "sha256", "source_path", "source_format", "collected_at"))
-STORE_BATCH = 10_000  # dumps inserted per statement: bounded memory, few round trips
-
-
-def to_row(dump: HostDump) -> Row:
-    return (
-        dump.host, dump.sha256, dump.source_path, dump.source_format, dump.collected_at, dump.kernel,
-        dump.vendor, dump.model_name, dump.family, dump.model, dump.stepping, dump.microcode, dump.sockets,
-        dump.cores_per_socket, dump.threads_per_core, dump.hypervisor_vendor, dump.is_guest,
-        _flag_text(dump.flags), _flag_text(dump.guest_features) if dump.guest_features is not None else None,
-        dump.guest_source, "; ".join(dump.notes) or None,
-        tuple((line.kind, line.name, line.value) for line in dump.extra),
-        dump.qemu_version, dump.libvirt_version, dump.nova_version,
-    )
-
-
-def _flag_text(flags: Iterable[str]) -> str:
-    """A flag set as one string, sorted: its own dedup key and compact to pass between processes."""
-    return " ".join(sorted(flags))
-
-
-def flagset_digest(flags: Iterable[str]) -> str:
-    return hashlib.sha1("\n".join(sorted(flags)).encode()).hexdigest()
-
-
-def parse_stream(files: Sequence[Path], progress: Progress | None = None) -> Iterator[tuple[list[Row], list[DumpParseError]]]:
-    """Parse every file, in worker processes when there are many, yielding (rows, failures) per chunk
-    in file order."""
-    known = catalog.known_kernel_flags()
-    chunks = [files[i : i + PARSE_CHUNK] for i in range(0, len(files), PARSE_CHUNK)]
-    workers = min(os.cpu_count() or 1, 8)
-    done = 0
-    if len(files) >= PARALLEL_THRESHOLD and workers > 1:
-        # spawn, not fork: a forked worker would inherit the writer's lock and keep it after a kill.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(os.getpid(),)) as pool:
-            results = pool.map(_parse_chunk, chunks, [known] * len(chunks))
-            for chunk, result in zip(chunks, results):
-                done += len(chunk)
-                if progress:
-                    progress(done, len(files))
-                yield result
-    else:
-        for chunk in chunks:
-            result = _parse_chunk(chunk, known)
-            done += len(chunk)
-            if progress:
-                progress(done, len(files))
-            yield result
-
-
-def _start_worker(parent: int) -> None:
-    """A parse worker dies with the cpudb process that started it (killed or not)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the line above
-        os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # Parsing makes many small objects that all live until the chunk is sent; the cyclic
-    # collector would scan them again and again for nothing (a third of the parse time).
-    gc.disable()
-
-
-def _parse_chunk(files: Sequence[Path], known: frozenset[str]) -> tuple[list[Row], list[DumpParseError]]:
-    parsed: list[Row] = []
-    failed: list[DumpParseError] = []
-    for path in files:
-        try:
-            parsed.append(to_row(parse_file(path, known_flags=known)))
-        except DumpParseError as exc:
-            failed.append(exc)
-    return parsed, failed
 
 
 def ingest_paths(
@@ -176,23 +49,26 @@ def ingest_paths(
     away: the database is not changed.
     """
     files = find_dump_files(paths)
-    with db.write(db_path) as conn:
-        result = _ingest(conn, files, progress, skip_bad)
-    return result
+    # Parsing starts first: the workers read files while the database is copied and prepared.
+    with parsed_chunks(files, catalog.known_kernel_flags(), progress) as chunks, db.write(db_path) as conn:
+        return _ingest(conn, len(files), chunks, skip_bad)
 
 
 def ingest_into(conn: duckdb.DuckDBPyConnection, paths: Sequence[str | Path]) -> IngestResult:
     """Ingest into an open (in-memory) database, for commands run with --dumps."""
-    return _ingest(conn, find_dump_files(paths), None, skip_bad=False)
+    files = find_dump_files(paths)
+    with parsed_chunks(files, catalog.known_kernel_flags()) as chunks:
+        return _ingest(conn, len(files), chunks, skip_bad=False)
 
 
-def _ingest(conn, files: Sequence[Path], progress: Progress | None, skip_bad: bool) -> IngestResult:
+def _ingest(conn: duckdb.DuckDBPyConnection, files: int, chunks: Iterable[tuple[list[Row], list[DumpParseError]]],
+            skip_bad: bool) -> IngestResult:
     writer = Writer(conn)
     failures: list[DumpParseError] = []
     notes: list[str] = []
     first_of: dict[str, Row] = {}
     with _gc_paused():
-        for rows, failed in parse_stream(files, progress):
+        for rows, failed in chunks:
             failed = list(failed)
             rows = [row for row in rows if not _same_host_twice(row, first_of, failed)]
             failures.extend(failed)
@@ -203,7 +79,7 @@ def _ingest(conn, files: Sequence[Path], progress: Progress | None, skip_bad: bo
     if failures and not skip_bad:
         raise IngestError(failures)
     added, unchanged, hosts = writer.finish()
-    return IngestResult(len(files), added, unchanged, hosts, tuple(failures), tuple(notes))
+    return IngestResult(files, added, unchanged, hosts, tuple(failures), tuple(notes))
 
 
 def _same_host_twice(row: Row, first_of: dict[str, Row], failed: list[DumpParseError]) -> bool:
@@ -285,29 +161,30 @@ class Writer:
             return
         new_sets: dict[str, tuple[int, list[str]]] = {}
         by_text: dict[str, int] = {}
-        columns: dict[str, list] = {name: [] for name in _DUMP_COLUMNS}
-        lines: dict[str, list] = {"dump_id": [], "kind": [], "name": [], "value": []}
-        for offset, row in enumerate(rows):
-            dump_id = self.next_dump + offset
-            values = dict(zip(_ROW_FIELDS, row))
-            for key in ("flags", "guest_flags"):
-                text = values[key]
-                if text is not None and text not in by_text:
-                    by_text[text] = self._flagset(text, new_sets)
-            values.update(
-                dump_id=dump_id,
-                kind=self.kind,
-                flagset_id=by_text[values["flags"]],
-                guest_flagset_id=by_text[values["guest_flags"]] if values["guest_flags"] is not None else None,
-            )
-            for name in _DUMP_COLUMNS:
-                columns[name].append(values[name])
-            for kind, name, value in row[_EXTRA]:
-                lines["dump_id"].append(dump_id)
+        # In the order the rows name them, so flag set ids do not depend on hashing.
+        for text in dict.fromkeys(text for row in rows for text in (row[_FLAGS], row[_GUEST_FLAGS])):
+            if text is not None:
+                by_text[text] = self._flagset(text, new_sets)
+        # Hosts of one CPU model share every column but their name, file and time: each distinct
+        # profile is sent once (a tenth of the values to convert for a large fleet).
+        profile_of: dict[tuple, int] = {}
+        profiles = [profile_of.setdefault(_profile(row), len(profile_of)) for row in rows]
+        distinct = dict(zip(_PROFILE_FIELDS, zip(*profile_of))) if profile_of else {}
+        own = dict(zip(_ROW_FIELDS, zip(*rows)))
+        dump_ids = list(range(self.next_dump, self.next_dump + len(rows)))
+        params = {name: list(distinct[name]) for name in _PROFILE_COLUMNS}
+        params["flagset_id"] = [by_text[text] for text in distinct["flags"]]
+        params["guest_flagset_id"] = [None if text is None else by_text[text] for text in distinct["guest_flags"]]
+        params.update({name: list(own[name]) for name in ("host", "sha256", "source_path", "collected_at")},
+                      dump_id=dump_ids, profile=profiles, kind=self.kind, ingested_at=self.ingested_at)
+        lines: dict[str, list] = {"line_profile": [], "kind": [], "name": [], "value": []}
+        for number, extra in enumerate(distinct["extra"]):
+            for kind, name, value in extra:
+                lines["line_profile"].append(number)
                 lines["kind"].append(kind)
                 lines["name"].append(name)
                 lines["value"].append(value)
-            self.touched.add(row[0])
+        self.touched.update(own["host"])
         self.next_dump += len(rows)
         self.added += len(rows)
         if new_sets:
@@ -321,36 +198,12 @@ class Writer:
                 {"ids": [i for i, flags in new_sets.values() for _ in flags],
                  "flags": [flag for _, flags in new_sets.values() for flag in flags]},
             )
-        self.conn.execute(sql("insert-dumps"), {**columns, "ingested_at": self.ingested_at})
-        if lines["dump_id"]:
-            self.conn.execute(sql("insert-dump-lines"), lines)
+        self.conn.execute(sql("insert-dumps"), params)
+        if lines["kind"]:
+            self.conn.execute(sql("insert-dump-lines"), {**lines, "dump_id": dump_ids, "profile": profiles})
 
 
-_DUMP_COLUMNS = (
-    "dump_id",
-    "host",
-    "kind",
-    "sha256",
-    "source_path",
-    "source_format",
-    "collected_at",
-    "kernel",
-    "vendor",
-    "model_name",
-    "family",
-    "model",
-    "stepping",
-    "microcode",
-    "sockets",
-    "cores_per_socket",
-    "threads_per_core",
-    "hypervisor_vendor",
-    "is_guest",
-    "flagset_id",
-    "guest_flagset_id",
-    "guest_source",
-    "notes",
-    "qemu_version",
-    "libvirt_version",
-    "nova_version",
-)
+# Every row field but those of one snapshot alone; the columns of dumps among them.
+_PROFILE_FIELDS = tuple(name for name in _ROW_FIELDS if name not in ("host", "sha256", "source_path", "collected_at"))
+_profile = operator.itemgetter(*(_ROW_FIELDS.index(name) for name in _PROFILE_FIELDS))
+_PROFILE_COLUMNS = tuple(name for name in _PROFILE_FIELDS if name not in ("flags", "guest_flags", "extra"))

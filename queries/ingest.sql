@@ -22,23 +22,45 @@ INSERT INTO flagset_flags
 SELECT unnest($ids), unnest($flags);
 
 -- name: insert-dumps
--- store new snapshots, one list per column
+-- store new snapshots: per snapshot only what is its own (id, host, file, time, profile), and
+-- each distinct profile (every other column; hosts of one CPU model share it) once
 INSERT INTO dumps (dump_id, host, kind, sha256, source_path, source_format, ingested_at, collected_at,
                    kernel, vendor, model_name, family, model, stepping, microcode, sockets,
                    cores_per_socket, threads_per_core, hypervisor_vendor, is_guest, flagset_id,
                    guest_flagset_id, guest_source, notes, qemu_version, libvirt_version, nova_version)
-SELECT unnest($dump_id), unnest($host), unnest($kind), unnest($sha256), unnest($source_path),
-       unnest($source_format), $ingested_at::TIMESTAMPTZ, unnest($collected_at)::TIMESTAMPTZ,
-       unnest($kernel), unnest($vendor), unnest($model_name), unnest($family), unnest($model),
-       unnest($stepping), unnest($microcode), unnest($sockets), unnest($cores_per_socket),
-       unnest($threads_per_core), unnest($hypervisor_vendor), unnest($is_guest), unnest($flagset_id),
-       unnest($guest_flagset_id), unnest($guest_source), unnest($notes), unnest($qemu_version),
-       unnest($libvirt_version), unnest($nova_version);
+WITH own AS (
+    SELECT unnest($dump_id) AS dump_id, unnest($host) AS host, unnest($sha256) AS sha256,
+           unnest($source_path) AS source_path, unnest($collected_at)::TIMESTAMPTZ AS collected_at,
+           unnest($profile) AS profile
+),
+profiles AS (
+    SELECT unnest(range(len($source_format))) AS profile,
+           unnest($source_format) AS source_format, unnest($kernel) AS kernel, unnest($vendor) AS vendor,
+           unnest($model_name) AS model_name, unnest($family) AS family, unnest($model) AS model,
+           unnest($stepping) AS stepping, unnest($microcode) AS microcode, unnest($sockets) AS sockets,
+           unnest($cores_per_socket) AS cores_per_socket, unnest($threads_per_core) AS threads_per_core,
+           unnest($hypervisor_vendor) AS hypervisor_vendor, unnest($is_guest) AS is_guest,
+           unnest($flagset_id) AS flagset_id, unnest($guest_flagset_id) AS guest_flagset_id,
+           unnest($guest_source) AS guest_source, unnest($notes) AS notes,
+           unnest($qemu_version) AS qemu_version, unnest($libvirt_version) AS libvirt_version,
+           unnest($nova_version) AS nova_version
+)
+SELECT o.dump_id, o.host, $kind, o.sha256, o.source_path, p.source_format, $ingested_at::TIMESTAMPTZ,
+       o.collected_at, p.kernel, p.vendor, p.model_name, p.family, p.model, p.stepping, p.microcode,
+       p.sockets, p.cores_per_socket, p.threads_per_core, p.hypervisor_vendor, p.is_guest, p.flagset_id,
+       p.guest_flagset_id, p.guest_source, p.notes, p.qemu_version, p.libvirt_version, p.nova_version
+FROM own o JOIN profiles p USING (profile)
+ORDER BY o.dump_id;
 
 -- name: insert-dump-lines
--- store extra lines (vmx flags, bugs, vulnerabilities) of new snapshots
+-- store the extra lines (vmx flags, bugs, vulnerabilities) of new snapshots: each profile's lines
+-- once, repeated for every snapshot of that profile
 INSERT INTO dump_lines
-SELECT unnest($dump_id), unnest($kind), unnest($name), unnest($value);
+WITH own AS (SELECT unnest($dump_id) AS dump_id, unnest($profile) AS profile),
+lines AS (SELECT unnest($line_profile) AS profile, unnest($kind) AS kind, unnest($name) AS name,
+                 unnest($value) AS value, unnest(range(len($kind))) AS seq)
+SELECT o.dump_id, l.kind, l.name, l.value FROM own o JOIN lines l USING (profile)
+ORDER BY o.dump_id, l.seq;
 
 -- name: refresh-hosts
 -- point every host at its latest snapshot with kernel flags (a domcapabilities-only dump counts

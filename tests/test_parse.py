@@ -206,3 +206,28 @@ def test_oversized_file_is_refused_before_reading(tmp_path):
         out.truncate(10 * 1024 * 1024)
     with pytest.raises(DumpParseError, match=r"huge\.cpuinfo: file too large \(10\.5 MB"):
         parse_file(big)
+
+
+# --- the fast line splitting takes exactly the lines the reference patterns take (issue 14) ------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from cpudb import parse as _parse, parse_cpuinfo as _cpuinfo  # noqa: E402
+
+_LINE_CHARS = st.sampled_from(list("ab :\t\x0b\x0c\u00a0\u2028 fx1_"))
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.text(_LINE_CHARS, max_size=14))
+def test_cpuinfo_lines_split_as_the_reference_pattern_splits_them(line):
+    match = _cpuinfo._CPUINFO_LINE.match(line)
+    expected = None if match is None else (match.group(1).strip().lower(), match.group(2))
+    assert _cpuinfo.split_cpuinfo_line(line) == expected
+
+
+@settings(max_examples=5000, deadline=None)
+@given(st.text(_LINE_CHARS, max_size=14))
+def test_lscpu_lines_split_as_the_reference_pattern_splits_them(line):
+    match = _parse._LSCPU_LINE.match(line)
+    expected = None if match is None else (len(match.group(1)), match.group(2).strip(), match.group(3))
+    assert _parse.split_lscpu_line(line) == expected
