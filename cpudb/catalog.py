@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 
+from cpudb.catalog_version import CATALOG_FILES, LOADER_VERSION, current_digest, loaded_digest  # noqa: F401
 from cpudb.cpuid import Location
 from cpudb.errors import CatalogError
 from cpudb.queries import script, sql
-from cpudb.resources import data_path
+from cpudb.resources import data_path, load_yaml
 
 if TYPE_CHECKING:
     import duckdb
@@ -205,22 +206,26 @@ def _leaf_vendor(location: Location) -> str:
 
 def _typed(cls: type, raw: Any, where: str, renames: dict[str, str] | None = None):
     """Build dataclass ``cls`` from a JSON object, refusing unknown, missing or mistyped keys."""
-    renames = renames or {}
     if not isinstance(raw, dict):
         raise CatalogError(f"{where}: expected an object")
-    hints = get_type_hints(cls)
-    wanted = {renames.get(f.name, f.name): f.name for f in fields(cls)}
-    unknown, missing = set(raw) - set(wanted), set(wanted) - set(raw)
-    if unknown or missing:
+    keys, wanted = _schema(cls, tuple(sorted((renames or {}).items())))
+    if raw.keys() != keys:
+        unknown, missing = set(raw) - keys, keys - set(raw)
         raise CatalogError(f"{where}: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}")
-    values = {}
-    for key, name in wanted.items():
-        values[name] = _coerce(raw[key], hints[name], f"{where}.{key}")
-    return cls(**values)
+    return cls(**{name: _coerce(raw[key], hint, where, key) for key, name, hint in wanted})
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    text = str(hint)
+@cache
+def _schema(cls: type, renames: tuple[tuple[str, str], ...]) -> tuple[frozenset[str], tuple[tuple[str, str, str], ...]]:
+    """The JSON keys of dataclass ``cls`` and (key, field, type as text) of each: worked out once per
+    class, since resolving type hints costs more than reading a row (700 rows per catalog load)."""
+    names, hints = dict(renames), get_type_hints(cls)
+    wanted = tuple((names.get(f.name, f.name), f.name, str(hints[f.name])) for f in fields(cls))
+    return frozenset(key for key, _, _ in wanted), wanted
+
+
+def _coerce(value: Any, text: str, where: str, key: str) -> Any:
+    where = f"{where}.{key}"
     if value is None:
         if "None" in text:
             return None
@@ -285,32 +290,6 @@ def _check(entries: Iterable[FlagEntry], models: Iterable[ModelEntry], flags_fil
 def current() -> Catalog:
     """The catalog shipped in data/."""
     return read_catalog(data_path("flags.json"), data_path("models.json"))
-
-
-CATALOG_FILES = ("flags.json", "models.json", "reference_cpus/references.json", "kvm_given.yaml")
-# Bumped whenever load() writes the catalog tables differently, so databases loaded by older code
-# are reloaded even when the data files are the same.
-LOADER_VERSION = "3"
-
-
-@cache
-def current_digest() -> str:
-    """The digest of the shipped catalog and reference CPUs, without parsing them (cheap enough for
-    every command): a database holding another digest is reloaded."""
-    digest = hashlib.sha256(f"loader {LOADER_VERSION}\n".encode())
-    for name in CATALOG_FILES:
-        digest.update(data_path(name).read_bytes())
-    return digest.hexdigest()
-
-
-def loaded_digest(conn: duckdb.DuckDBPyConnection) -> str | None:
-    import duckdb
-
-    try:
-        row = conn.execute(sql("catalog-version")).fetchone()
-    except duckdb.CatalogException:  # an empty database: no meta table yet
-        return None
-    return row[0] if row else None
 
 
 def import_libvirt(folder: Path, catalog: Catalog | None = None, label: str | None = None) -> dict:
@@ -426,7 +405,7 @@ def kvm_given(catalog: Catalog) -> list[tuple[int, str, str, str, str]]:
     path = data_path("kvm_given.yaml")
     rows: list[tuple[int, str, str, str, str]] = []
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
         for feature in document["emulated"]:
             for vendor in ("intel", "amd", "unknown"):
                 rows.append((len(rows), vendor, "", str(feature), "emulated"))

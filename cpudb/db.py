@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpudb import catalog
+from cpudb import catalog_version
 from cpudb.errors import DatabaseBusyError, DatabaseError
 from cpudb.queries import script, sql
 
@@ -38,7 +38,7 @@ def open_read(path: Path) -> duckdb.DuckDBPyConnection:
     if not path.exists():
         raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
     conn = _connect_read(path)
-    if catalog.loaded_digest(conn) != catalog.current_digest() or _schema_version(conn) != SCHEMA_VERSION:
+    if catalog_version.loaded_digest(conn) != catalog_version.current_digest() or _schema_version(conn) != SCHEMA_VERSION:
         conn.close()
         with contextlib.suppress(DatabaseBusyError):  # the writer holding the lock refreshes it
             with write(path):
@@ -60,7 +60,7 @@ def _connect_read(path: Path) -> duckdb.DuckDBPyConnection:
         conn = duckdb.connect(str(path), read_only=True, config={"threads": 1})
     except duckdb.Error as exc:
         raise DatabaseError(f"{path}: cannot open the database ({_first_line(exc)})") from None
-    if catalog.loaded_digest(conn) is None:  # no meta table, or no catalog in it
+    if catalog_version.loaded_digest(conn) is None:  # no meta table, or no catalog in it
         _check_cpudb(conn, path)
     return conn
 
@@ -83,6 +83,8 @@ def prepare(conn: duckdb.DuckDBPyConnection) -> None:
         if hosts:
             conn.execute(sql("refresh-hosts"), {"hosts": hosts})
         conn.execute(sql("set-meta"), {"key": "schema_version", "value": SCHEMA_VERSION})
+    from cpudb import catalog  # only writers load the catalog; reads only compare its digest
+
     catalog.ensure_loaded(conn)
 
 

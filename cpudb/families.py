@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
-from cpudb.resources import data_path
+from cpudb.resources import data_path, load_yaml
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def families() -> tuple[Family, ...]:
     import yaml
 
     path = data_path("flag_families.yaml")
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    document = load_yaml(path.read_text(encoding="utf-8"))
     try:
         raw = document["families"]
         found = tuple(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cpudb import selection as selection_mod
 from cpudb.errors import UnknownHostError
@@ -18,8 +17,7 @@ if TYPE_CHECKING:
     import duckdb
 
 
-@dataclass(frozen=True)
-class HostRow:
+class HostRow(NamedTuple):
     """One selected host and its latest snapshot."""
 
     host: str
@@ -52,14 +50,12 @@ class HostRow:
         return self.guest_source or "kernel flags"
 
 
-@dataclass(frozen=True)
-class FlagCount:
+class FlagCount(NamedTuple):
     flag: str
     hosts: int
 
 
-@dataclass(frozen=True)
-class CommonFlags:
+class CommonFlags(NamedTuple):
     """The flags every selected host has, and those only some have."""
 
     total_hosts: int
@@ -67,8 +63,7 @@ class CommonFlags:
     partial: tuple[FlagCount, ...]
 
 
-@dataclass(frozen=True)
-class HostDiff:
+class HostDiff(NamedTuple):
     host_a: str
     host_b: str
     only_a: tuple[str, ...]

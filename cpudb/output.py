@@ -1,4 +1,6 @@
-"""Print results as a table (rich), JSON or CSV. Rich is imported only when a table is printed."""
+"""Print results as a table, JSON or CSV. A table for a terminal is drawn by rich (imported only
+then); into a pipe or a file it is plain aligned columns, which grep, awk and diff read well and
+which costs no import."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ import csv
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
+
+from cpudb.errors import terminal_safe
 
 FORMATS = ("table", "json", "csv")
 
@@ -19,11 +22,23 @@ _JSON_NAMES = {"klass": "class"}
 
 def _record(value: Any) -> dict:
     """A dataclass as a JSON object, recursively, with its fields under their JSON names."""
+    from dataclasses import fields
+
     return {_JSON_NAMES.get(f.name, f.name): to_jsonable(getattr(value, f.name)) for f in fields(value)}
 
 
+def _is_record(value: Any) -> bool:
+    """A dataclass instance; dataclasses is imported only when a value could be one (it costs an
+    import of inspect, which the light commands do not otherwise pay)."""
+    if "dataclasses" not in sys.modules:
+        return False  # no dataclass exists yet, so this is none
+    from dataclasses import is_dataclass
+
+    return is_dataclass(value) and not isinstance(value, type)
+
+
 def to_jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
+    if _is_record(value):
         return _record(value)
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
@@ -37,7 +52,7 @@ def to_jsonable(value: Any) -> Any:
 
 def _json_default(value: Any) -> Any:
     """What the C encoder cannot write itself: dataclasses, times, sets."""
-    if is_dataclass(value) and not isinstance(value, type):
+    if _is_record(value):
         return _record(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
@@ -69,6 +84,10 @@ def print_table(
     out: TextIO | None = None,
     header: bool = True,
 ) -> None:
+    out = out or sys.stdout
+    if not _is_terminal(out):
+        _plain_table(columns, rows, title, caption, out, header)
+        return
     from rich.table import Table
 
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left", show_header=header)
@@ -79,8 +98,34 @@ def print_table(
     console(out).print(table)
 
 
+def _is_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _plain_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None, caption: str | None,
+                 out: TextIO, header: bool) -> None:
+    cells = [[terminal_safe("" if v is None else _cell(v)) for v in row] for row in rows]
+    head = [list(columns)] if header else []
+    widths = [max(map(len, column), default=0) for column in zip(*head, *cells)] or [0] * len(columns)
+    lines = [title] if title else []
+    for number, row in enumerate(head + cells):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if header and number == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    if caption:
+        lines.append(caption)
+    out.write("\n".join(lines) + "\n")
+
+
 def print_text(text: str, out: TextIO | None = None) -> None:
-    """Plain text through rich's wrapping (so long flag lists fit the terminal)."""
+    """Plain text; at a terminal through rich's wrapping (so long flag lists fit it)."""
+    out = out or sys.stdout
+    if not _is_terminal(out):
+        out.write(text + "\n")
+        return
     console(out).print(text, markup=False, highlight=False)
 
 

@@ -8,7 +8,7 @@ parameters (``$hosts``); values are never formatted into SQL text.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from functools import cache
 
 from cpudb.resources import resource_dir
@@ -16,8 +16,7 @@ from cpudb.resources import resource_dir
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z0-9][a-z0-9-]*)\s*$")
 
 
-@dataclass(frozen=True)
-class NamedQuery:
+class NamedQuery(NamedTuple):
     name: str
     doc: str
     sql: str

@@ -240,9 +240,9 @@ def blind_spots() -> dict[str, dict[str, str]]:
     """Flags some kernels never print (data/kernel_blind_spots.yaml)."""
     import yaml
 
-    from cpudb.resources import data_path
+    from cpudb.resources import data_path, load_yaml
 
-    return yaml.safe_load(data_path("kernel_blind_spots.yaml").read_text(encoding="utf-8"))["flags"]
+    return load_yaml(data_path("kernel_blind_spots.yaml").read_text(encoding="utf-8"))["flags"]
 
 
 def _kernels(conn, ranking, rec) -> list[Finding]:

@@ -17,7 +17,7 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from cpudb.errors import SelectionError, UnknownHostError
@@ -27,8 +27,7 @@ _REFERENCE = re.compile(r"^ref:([a-z0-9][a-z0-9_.-]*)(?:\*(\d+))?$")
 _GLOB_CHARS = set("*?[")
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """A resolved selection: real host names, then reference CPUs with their planned counts."""
 
     text: str
@@ -51,8 +50,10 @@ def load_inventory(path: Path) -> dict[str, list[str]]:
     """Read group definitions: a YAML mapping of group name to a list of selection items."""
     import yaml  # only selections with @group need it
 
+    from cpudb.resources import load_yaml
+
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SelectionError(f"{path}: cannot read the inventory ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
-from cpudb.resources import data_path
+from cpudb.resources import data_path, load_yaml
 
 
 def short_cpu(name: str) -> str:
@@ -41,7 +41,7 @@ def _table() -> dict[tuple[str, int, int], list[tuple[range | None, Generation]]
     path = data_path("cpu_signatures.yaml")
     table: dict[tuple[str, int, int], list[tuple[range | None, Generation]]] = {}
     try:
-        for row in yaml.safe_load(path.read_text(encoding="utf-8"))["signatures"]:
+        for row in load_yaml(path.read_text(encoding="utf-8"))["signatures"]:
             if set(row) - {"vendor", "family", "models", "steppings", "name", "archspec"}:
                 raise KeyError(f"unknown keys in {row}")
             steppings = None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from cpudb.errors import CatalogError, CpudbError
-from cpudb.resources import data_path
+from cpudb.resources import data_path, load_yaml
 
 # Nova release names -> major version (Nova 20 is Train).
 NOVA_RELEASES = {
@@ -178,7 +178,7 @@ def _document() -> dict:
 
     path = data_path("targets.yaml")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: cannot read the targets ({str(exc).splitlines()[0]})") from None
     if not isinstance(document, dict) or set(document) != {"floor", "rules", "targets"}:
