@@ -68,7 +68,7 @@ def _register_baseline(commands: argparse._SubParsersAction) -> None:
     selection_options(parser)
     baseline_options(parser)
     format_option(parser, ("table", "json"))
-    parser.add_argument("--detail", action="store_true", help="JSON: every host lacking each feature, not 3 examples")
+    parser.add_argument("--detail", action="store_true", help="JSON: every host (and every host lacking each feature), not 3 examples")
     parser.add_argument(
         "--emit", choices=("nova", "libvirt", "qemu", "proxmox", "kubevirt", "all"), action="append",
         help="print the configuration for this platform (repeatable)",
@@ -110,19 +110,27 @@ def _cache_key(args: argparse.Namespace, options) -> str | None:
 
 
 EXAMPLE_HOSTS = 3
+# A selection up to this size is listed whole under "hosts"; a larger one by EXAMPLE_HOSTS names
+# (unless --detail), so the answer for 100,000 hosts stays a few hundred KB, not megabytes of names.
+HOSTS_LISTED = 1000
 
 
 def baseline_document(result, configs, detail: bool = False) -> dict:
     """The JSON object `cpudb baseline --format json` prints (other tools read it).
 
     Host lists per missing feature hold EXAMPLE_HOSTS names unless ``detail``; the counts are
-    always complete."""
+    always complete. ``hosts`` lists the whole selection up to HOSTS_LISTED hosts (or with
+    ``detail``); ``host_count`` and ``hosts_complete`` say how many there are and whether all are
+    listed."""
     rec = result.recommended
     guest = result.guest_features
     shown = None if detail else EXAMPLE_HOSTS
+    complete = detail or len(result.hosts) <= HOSTS_LISTED
     return {
         "selection": result.selection,
-        "hosts": list(result.hosts),
+        "hosts": list(result.hosts if complete else result.hosts[:EXAMPLE_HOSTS]),
+        "host_count": len(result.hosts),
+        "hosts_complete": complete,
         "vendors": list(result.vendors),
         "common_flags": list(result.common_flags),
         "target": result.target.as_json(),
