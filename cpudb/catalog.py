@@ -25,7 +25,7 @@ from cpudb.catalog_version import CATALOG_FILES, LOADER_VERSION, current_digest,
 from cpudb.cpuid import Location
 from cpudb.errors import CatalogError
 from cpudb.queries import script, sql
-from cpudb.resources import data_path, load_yaml
+from cpudb.resources import data_path, data_yaml
 
 if TYPE_CHECKING:
     import duckdb
@@ -400,12 +400,10 @@ def kvm_given(catalog: Catalog) -> list[tuple[int, str, str, str, str]]:
     """(rule, host vendor group, host kernel flag, feature, kind) from data/kvm_given.yaml, checked
     against the dictionary. A rule holds when the host shows every one of its flags (flag '' for
     the features KVM emulates on every host); kind is 'emulated', 'kvm' or 'hidden'."""
-    import yaml
-
     path = data_path("kvm_given.yaml")
     rows: list[tuple[int, str, str, str, str]] = []
     try:
-        document = load_yaml(path.read_text(encoding="utf-8"))
+        document = data_yaml("kvm_given.yaml")
         for feature in document["emulated"]:
             for vendor in ("intel", "amd", "unknown"):
                 rows.append((len(rows), vendor, "", str(feature), "emulated"))
@@ -414,7 +412,7 @@ def kvm_given(catalog: Catalog) -> list[tuple[int, str, str, str, str]]:
                 flags = rule["flags"] if "flags" in rule else [rule["flag"]]
                 number = len(rows)
                 rows += [(number, str(rule["vendor"]), str(flag), str(rule["feature"]), kind) for flag in flags]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise CatalogError(f"{path}: expected emulated, given and hidden rows ({exc})") from None
     flags_known = catalog.kernel_flag_names()
     features = {e.qemu for e in catalog.entries if e.qemu}

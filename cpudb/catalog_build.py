@@ -406,7 +406,22 @@ def build(reference: Path, data_dir: Path, fixtures: Path | None = None) -> tupl
     current_map["generated_by"] = GENERATED_BY
     (data_dir / "libvirt").mkdir(exist_ok=True)
     write_json(data_dir / "libvirt" / LIBVIRT_CURRENT_FILE, current_map)
+    write_yaml_mirror(data_dir)
     return len(flags), len(models), built
+
+
+def write_yaml_mirror(data_dir: Path) -> None:
+    """data/yaml-mirror.json: the curated YAML files cpudb reads on every analysis, parsed, with
+    each source's digest (see resources.data_yaml)."""
+    import hashlib
+
+    from cpudb.resources import MIRRORED_YAML, YAML_MIRROR, load_yaml
+
+    files = {}
+    for name in MIRRORED_YAML:
+        data = (data_dir / name).read_bytes()
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "document": load_yaml(data.decode("utf-8"))}
+    write_json(data_dir / YAML_MIRROR, {"generated_by": GENERATED_BY, "files": files})
 
 
 def write_json(path: Path, document: dict) -> None:

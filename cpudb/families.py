@@ -4,12 +4,13 @@ workload notices (notable) and which are security features (speculation controls
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
-from cpudb.resources import data_path, load_yaml
+from cpudb.resources import data_path, data_yaml
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,8 @@ class Family:
 
 @cache
 def families() -> tuple[Family, ...]:
-    import yaml
-
     path = data_path("flag_families.yaml")
-    document = load_yaml(path.read_text(encoding="utf-8"))
+    document = data_yaml("flag_families.yaml")
     try:
         raw = document["families"]
         found = tuple(
@@ -43,8 +42,15 @@ def families() -> tuple[Family, ...]:
 
 
 @cache
+def _matchers() -> tuple[tuple[re.Pattern, Family], ...]:
+    """One regex per family for all its patterns: a flag is matched against each family once,
+    and no shell pattern is translated twice."""
+    return tuple((re.compile("|".join(fnmatch.translate(p) for p in f.patterns)), f) for f in families())
+
+
+@cache
 def family_of(flag: str) -> Family:
-    return next(f for f in families() if any(fnmatch.fnmatchcase(flag, p) for p in f.patterns))
+    return next(f for matcher, f in _matchers() if matcher.match(flag))
 
 
 def security_first(flags: Iterable[str]) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
-from cpudb.resources import data_path, load_yaml
+from cpudb.resources import data_path, data_yaml
 
 LEVELS = ("x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4")
 _ARCHSPEC_LEVELS = {"x86_64": "x86-64", "x86_64_v2": "x86-64-v2", "x86_64_v3": "x86-64-v3", "x86_64_v4": "x86-64-v4"}
@@ -64,10 +64,8 @@ def level_of(flags: Iterable[str], vendor: str | None = None) -> LevelInfo:
 @cache
 def guest_systems() -> tuple[dict[str, tuple[str, ...]], str]:
     """Guest operating systems that need each level, from data/guest_os.yaml."""
-    import yaml
-
     path = data_path("guest_os.yaml")
-    document = load_yaml(path.read_text(encoding="utf-8"))
+    document = data_yaml("guest_os.yaml")
     if not isinstance(document, dict) or set(document) != {"levels", "baseline"}:
         raise CatalogError(f"{path}: expected the keys 'levels' and 'baseline'")
     levels = document["levels"]

@@ -238,11 +238,9 @@ def _why_unusable(model, target) -> str:
 
 def blind_spots() -> dict[str, dict[str, str]]:
     """Flags some kernels never print (data/kernel_blind_spots.yaml)."""
-    import yaml
+    from cpudb.resources import data_yaml
 
-    from cpudb.resources import data_path, load_yaml
-
-    return load_yaml(data_path("kernel_blind_spots.yaml").read_text(encoding="utf-8"))["flags"]
+    return data_yaml("kernel_blind_spots.yaml")["flags"]
 
 
 def _kernels(conn, ranking, rec) -> list[Finding]:

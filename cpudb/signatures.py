@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from cpudb.errors import CatalogError
-from cpudb.resources import data_path, load_yaml
+from cpudb.resources import data_path, data_yaml
 
 
 def short_cpu(name: str) -> str:
@@ -36,12 +36,10 @@ class Generation:
 
 @cache
 def _table() -> dict[tuple[str, int, int], list[tuple[range | None, Generation]]]:
-    import yaml
-
     path = data_path("cpu_signatures.yaml")
     table: dict[tuple[str, int, int], list[tuple[range | None, Generation]]] = {}
     try:
-        for row in load_yaml(path.read_text(encoding="utf-8"))["signatures"]:
+        for row in data_yaml("cpu_signatures.yaml")["signatures"]:
             if set(row) - {"vendor", "family", "models", "steppings", "name", "archspec"}:
                 raise KeyError(f"unknown keys in {row}")
             steppings = None
@@ -51,7 +49,7 @@ def _table() -> dict[tuple[str, int, int], list[tuple[range | None, Generation]]
             generation = Generation(str(row["name"]), row.get("archspec"))
             for model in row["models"]:
                 table.setdefault((str(row["vendor"]), int(row["family"]), int(model)), []).append((steppings, generation))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise CatalogError(f"{path}: expected 'signatures' rows with vendor, family, models, name ({exc})") from None
     return table
 

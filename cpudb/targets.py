@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from cpudb.errors import CatalogError, CpudbError
-from cpudb.resources import data_path, load_yaml
+from cpudb.resources import data_path, data_yaml
 
 # Nova release names -> major version (Nova 20 is Train).
 NOVA_RELEASES = {
@@ -174,13 +174,8 @@ _ROW_KEYS = {"name", "description", "qemu", "libvirt", "nova", "proxmox", "proxm
 
 @cache
 def _document() -> dict:
-    import yaml
-
     path = data_path("targets.yaml")
-    try:
-        document = load_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogError(f"{path}: cannot read the targets ({str(exc).splitlines()[0]})") from None
+    document = data_yaml("targets.yaml")
     if not isinstance(document, dict) or set(document) != {"floor", "rules", "targets"}:
         raise CatalogError(f"{path}: expected exactly the keys floor, rules and targets")
     return document

@@ -234,11 +234,15 @@ def test_libvirt_definitions_are_within_qemu_features_plus_recorded_extras():
 @requires_reference()
 def test_regenerating_the_catalog_gives_no_diff(tmp_path):
     data = ROOT / "data"
-    for name in ("flag_overrides.yaml", "proxmox_models.yaml", "reference_cpus/generations.yaml", "libvirt/libvirt-9.0.json"):
+    from cpudb.resources import MIRRORED_YAML
+
+    for name in ("flag_overrides.yaml", "proxmox_models.yaml", "reference_cpus/generations.yaml", "libvirt/libvirt-9.0.json",
+                 *MIRRORED_YAML):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         shutil.copyfile(data / name, tmp_path / name)
     build(REFERENCE, tmp_path)
-    for name in ("flags.json", "models.json", "reference_cpus/references.json", "libvirt/libvirt-current.json"):
+    for name in ("flags.json", "models.json", "reference_cpus/references.json", "libvirt/libvirt-current.json",
+                 "yaml-mirror.json"):
         assert (tmp_path / name).read_bytes() == (data / name).read_bytes(), name
 
 
@@ -311,3 +315,21 @@ def test_every_shipped_data_file_loads_through_its_checks():
     assert "EPYC-Milan-v3" in maps.models  # current libvirt
     assert "Cascadelake-Server-noTSX" in maps.models  # also in libvirt 9.0
     assert maps.features["cmp_legacy"] == "cmp-legacy"
+
+
+def test_the_yaml_mirror_is_current_and_equals_the_yaml():
+    # `cpudb catalog build` writes data/yaml-mirror.json; a stale mirror would only cost speed
+    # (the file is then parsed), but the shipped one must be current.
+    import hashlib
+    import json
+
+    import yaml
+
+    from cpudb.resources import MIRRORED_YAML, YAML_MIRROR, data_path, data_yaml
+
+    mirror = json.loads(data_path(YAML_MIRROR).read_text(encoding="utf-8"))["files"]
+    assert set(mirror) == set(MIRRORED_YAML)
+    for name in MIRRORED_YAML:
+        source = data_path(name).read_bytes()
+        assert mirror[name]["sha256"] == hashlib.sha256(source).hexdigest(), f"{name}: run make catalog"
+        assert data_yaml(name) == yaml.safe_load(source) == mirror[name]["document"]
