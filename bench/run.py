@@ -127,9 +127,14 @@ def peer_row(work: str, hosts: int, ours: float, peer: str, theirs: float) -> di
             "peer_seconds": round(theirs, 3), "ratio": round(ours / theirs, 2)}
 
 
-def median_of(runs: int, command: list[str], env: dict | None = None) -> tuple[float, float]:
-    results = [run(command, env) for _ in range(runs)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def median_of(runs: int, command: list[str], env: dict | None = None, before=None) -> tuple[float, float]:
+    """Median wall seconds of ``runs`` unsampled runs, and the peak memory of one sampled run more.
+    Sampling /proc every 20 ms slows a process that allocates fast (ingest ran twice as long), so
+    no timing comes from a sampled run."""
+    if before:
+        before()
+    _, peak = run(command, env)
+    return statistics.median(timed(command, env, before) for _ in range(runs)), peak
 
 
 def fleet(size: int, vendors: tuple[str, ...] = ()) -> Path:
@@ -183,12 +188,13 @@ def bench_size(size: int, measures: list[Measure], comparisons: list[dict], shel
     off = {"CPUDB_CACHE": "off"}
 
     ingest = [CPUDB, "ingest", "--quiet", "--db", str(db), str(folder)]
-    seconds, peak = run(ingest)
+    fresh = lambda: db.unlink(missing_ok=True)  # noqa: E731 - every ingest run starts from no database
+    seconds, peak = median_of(3 if size <= 10_000 else 1, ingest, before=fresh)
     measures.append(Measure("ingest", size, seconds, peak, f"{size / seconds:,.0f} dumps/s"))
     if size >= 1000:
         peer = [sys.executable, PEER, str(folder)]
         if size <= 10_000:  # medians of three turns where a turn is short
-            seconds, peer_seconds = turns(3, ingest, peer, before=lambda: db.unlink(missing_ok=True))
+            seconds, peer_seconds = turns(3, ingest, peer, before=fresh)
         else:
             peer_seconds = timed(peer)
         peers.append(peer_row("ingest", size, seconds, "Python read-and-intersect script", peer_seconds))
@@ -206,7 +212,7 @@ def bench_size(size: int, measures: list[Measure], comparisons: list[dict], shel
     measures.append(Measure("limits", size, seconds, peak, "median of 3"))
     for suffix in ("html", "pdf"):
         out = WORK / f"report-{size}.{suffix}"
-        seconds, peak = run([CPUDB, "report", "--db", str(db), "-o", str(out)], off)
+        seconds, peak = median_of(1, [CPUDB, "report", "--db", str(db), "-o", str(out)], off)
         pages = _pdf_pages(out) if suffix == "pdf" else None
         measures.append(Measure(f"report {suffix.upper()}", size, seconds, peak, f"{pages} pages" if pages else ""))
 

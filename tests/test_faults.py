@@ -293,3 +293,20 @@ def test_messages_of_every_error_class_are_printable_lines():
         assert all(line.isprintable() for line in error.lines()), cls
     hostile = DumpParseError("a\nb\x1b.lscpu", "no flags\u200b", 2)
     assert hostile.lines() == ["a\\nb\\x1b.lscpu:2: no flags\\u200b"]
+
+
+def test_a_report_under_a_file_says_what_is_in_the_way(tmp_path):
+    # "cannot write (File exists)" told the operator nothing: name the file that stands where a
+    # folder must be, and the output that file and folder are in the way of.
+    db = tmp_path / "fleet.duckdb"
+    assert main(["ingest", "--quiet", "--db", str(db), str(SAMPLE_FLEET)]) == 0
+    (tmp_path / "reports").write_text("a file where the report folder should be\n")
+    out = tmp_path / "reports" / "q4" / "pool.html"
+    run = subprocess.run([*CPUDB, "report", "--db", str(db), "-o", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [f"cpudb: error: {out}: cannot write: {tmp_path / 'reports'} is a file, not a folder"]
+    (tmp_path / "folder.html").mkdir()
+    run = subprocess.run([*CPUDB, "report", "--db", str(db), "-o", str(tmp_path / "folder.html")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [f"cpudb: error: {tmp_path / 'folder.html'}: cannot write: a folder of that name is in the way"]
