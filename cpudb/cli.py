@@ -86,6 +86,8 @@ def entry_point(argv: list[str] | None = None) -> None:
     after ``main`` returned, and restores the default handler while it shuts down."""
     import signal
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    sys.meta_path.insert(0, _InterruptsHeldWhileImporting("duckdb"))
     try:
         code = main(argv)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the work is done; a late Ctrl-C changes nothing
@@ -98,6 +100,37 @@ def entry_point(argv: list[str] | None = None) -> None:
             sys.stderr.flush()
         os._exit(130)
     sys.exit(code)
+
+
+class _InterruptsHeldWhileImporting:
+    """Hold Ctrl-C while one package (DuckDB) is imported: an interrupt inside its extension's
+    start-up aborts the process ("Critical nanobind error") instead of raising KeyboardInterrupt.
+    The interrupt stays pending and arrives as the import ends. Installed for one import only."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname != self.name:
+            return None
+        import importlib.machinery
+        import signal
+
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(signal, "pthread_sigmask"):
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                run(module)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
