@@ -10,11 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cpudb import catalog
-from cpudb.catalog import VENDOR_GROUPS
-from cpudb.libvirt_map import read_cpu_map
-from cpudb.parse_rows import find_dump_files
-from cpudb.parse import parse_file
+from cpudb.catalog import dictionary as catalog
+from cpudb.catalog.dictionary import VENDOR_GROUPS
+from cpudb.catalog.libvirt_map import read_cpu_map
+from cpudb.inputs.parse import parse_file
+from cpudb.inputs.rows import find_dump_files
 
 CPU_MAP = Path("/usr/share/libvirt/cpu_map")
 

@@ -145,7 +145,7 @@ def fleet(size: int, vendors: tuple[str, ...] = ()) -> Path:
     if marker.exists() and marker.read_text() == f"{SEED}\n":
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
 
     generate(size, folder, seed=SEED, vendors=list(vendors) or None)
     marker.write_text(f"{SEED}\n")

@@ -12,7 +12,7 @@ def _interrupted_early(signum, frame) -> None:
 
 def run() -> None:
     signal.signal(signal.SIGINT, _interrupted_early)
-    from cpudb.cli import entry_point
+    from cpudb.cli.main import entry_point
 
     entry_point()
 

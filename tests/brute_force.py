@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from cpudb import catalog, targets
-from cpudb.catalog import VENDOR_GROUPS, release_number
-from cpudb.parse import HostDump
+from cpudb.catalog import dictionary as catalog
+from cpudb.catalog import targets
+from cpudb.catalog.dictionary import VENDOR_GROUPS, release_number
+from cpudb.catalog.targets import Target
+from cpudb.inputs.parse import HostDump
 from cpudb.resources import data_path
-from cpudb.targets import Target
 
 CATALOG = catalog.current()
 MODELS = {m.name: m for m in CATALOG.models}

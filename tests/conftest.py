@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cpudb import db
-from cpudb.ingest import ingest_paths
+from cpudb.store import db
+from cpudb.store.ingest import ingest_paths
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 import brute_force
 from configtext import body
 from conftest import DATA, FIXTURES, SAMPLE_FLEET
-from cpudb import db, fleet, targets
-from cpudb.baseline import Options, compute, configs
-from cpudb.ingest import ingest_paths
-from cpudb.parse import parse_file
+from cpudb.analysis.baseline import Options, compute
+from cpudb.catalog import targets
+from cpudb.inputs.parse import parse_file
+from cpudb.outputs.emit import configs
+from cpudb.store import db, fleet
+from cpudb.store.ingest import ingest_paths
 
 FIXTURE_DUMPS = {p.name.removesuffix(".txt"): parse_file(p) for p in FIXTURES.glob("*.txt")}
 FLEET_DUMPS = {p.name.split(".")[0]: parse_file(p) for p in SAMPLE_FLEET.iterdir()}

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, REFERENCE, ROOT, requires_reference
-from cpudb import catalog, db, lookup
-from cpudb.catalog_build import build
+from cpudb.build.catalog import build
+from cpudb.catalog import dictionary as catalog
+from cpudb.catalog.libvirt_map import read_cpu_map
 from cpudb.errors import CatalogError
-from cpudb.ingest import ingest_into
-from cpudb.libvirt_map import read_cpu_map
+from cpudb.store import db, lookup
+from cpudb.store.ingest import ingest_into
 
 CATALOG = catalog.current()
 MODELS = {m.name: m for m in CATALOG.models}
@@ -303,8 +304,10 @@ def test_import_libvirt_needs_a_cpu_map_folder(tmp_path):
 def test_every_shipped_data_file_loads_through_its_checks():
     """The YAML and JSON files read at run time (the generated ones are checked above; the build
     inputs, flag_overrides.yaml, proxmox_models.yaml and generations.yaml, by the regeneration test)."""
-    from cpudb import levels, references, report, selection
-    from cpudb.parse_xml import libvirt_maps
+    from cpudb.catalog import levels
+    from cpudb.inputs.xml import libvirt_maps
+    from cpudb.outputs import report
+    from cpudb.store import references, selection
 
     assert {f.name for f in report.families()} >= {"AVX-512", "TSX"}
     systems, _ = levels.guest_systems()

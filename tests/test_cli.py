@@ -11,7 +11,7 @@ import pytest
 
 from configtext import body
 from conftest import DATA, ROOT, SAMPLE_FLEET, fixture
-from cpudb.cli import build_parser, main
+from cpudb.cli.main import build_parser, main
 
 
 def run(capsys, *argv):
@@ -236,7 +236,7 @@ def test_baseline_require_failure_is_one_line(capsys):
 
 
 def test_a_repeated_baseline_is_remembered_and_forgotten_when_the_database_changes(tmp_path, capsys, monkeypatch):
-    from cpudb import cache
+    from cpudb.store import cache
 
     monkeypatch.setenv("CPUDB_CACHE", str(tmp_path / "cache"))
     dumps = tmp_path / "dumps"

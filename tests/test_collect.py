@@ -13,8 +13,8 @@ import pytest
 
 from configtext import prose
 from conftest import fixture
-from cpudb.cli import main
-from cpudb.parse import parse_file
+from cpudb.cli.main import main
+from cpudb.inputs.parse import parse_file
 from test_inputs import domcaps
 
 FAKE_SSH = r"""#!/bin/sh

@@ -10,10 +10,11 @@ import pytest
 
 import pdf
 from conftest import fixture
-from cpudb import db, drift, fleet
-from cpudb.cli import main
-from cpudb.ingest import ingest_paths
-from cpudb.risks import outliers
+from cpudb.analysis import drift
+from cpudb.analysis.risks import outliers
+from cpudb.cli.main import main
+from cpudb.store import db, fleet
+from cpudb.store.ingest import ingest_paths
 
 
 def _snapshot(folder: Path, name: str, source: str, host: str, collected: str, kernel: str) -> None:

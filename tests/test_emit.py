@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from configtext import body, prose
-from cpudb import targets
-from cpudb.emit import ConfigInput, kubevirt, libvirt_xml, nova, proxmox, qemu
+from cpudb.analysis.configs import ConfigInput
+from cpudb.catalog import targets
 from cpudb.errors import CpudbError
+from cpudb.outputs.emit import kubevirt, libvirt_xml, nova, proxmox, qemu
 
 CONFIG = ConfigInput(
     model="Cascadelake-Server-v5",

@@ -10,12 +10,15 @@ import pytest
 
 import configtext
 from conftest import FIXTURES
-from cpudb import catalog, fleet, targets
-from cpudb.baseline import Options, compute, configs
-from cpudb.catalog import VENDOR_GROUPS
+from cpudb.analysis.baseline import Options, compute
+from cpudb.catalog import dictionary as catalog
+from cpudb.catalog import targets
+from cpudb.catalog.dictionary import VENDOR_GROUPS
+from cpudb.catalog.libvirt_map import read_cpu_map
 from cpudb.errors import CpudbError
-from cpudb.libvirt_map import read_cpu_map
-from cpudb.parse import parse_file
+from cpudb.inputs.parse import parse_file
+from cpudb.outputs.emit import configs
+from cpudb.store import fleet
 
 CPU_MAP = Path("/usr/share/libvirt/cpu_map")
 VIRSH = shutil.which("virsh")

@@ -11,10 +11,11 @@ import time
 import pytest
 
 from conftest import ROOT, SAMPLE_FLEET
-from cpudb import errors, selection
-from cpudb.cli import main
+from cpudb import errors
+from cpudb.cli.main import main
 from cpudb.errors import CpudbError, DumpParseError, IngestError
-from cpudb.parse import parse_dump, parse_file
+from cpudb.inputs.parse import parse_dump, parse_file
+from cpudb.store import selection
 
 CPUDB = [sys.executable, "-m", "cpudb"]
 
@@ -44,8 +45,8 @@ def test_every_error_survives_pickling(cls):
 
 @pytest.mark.slow
 def test_a_bad_dump_in_a_parallel_ingest_is_one_line(tmp_path):
-    from cpudb.ingest import PARALLEL_THRESHOLD
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
+    from cpudb.store.ingest import PARALLEL_THRESHOLD
 
     dumps = tmp_path / "dumps"
     generate(PARALLEL_THRESHOLD, dumps, seed=3)
@@ -155,8 +156,8 @@ def _alive(pid: int) -> bool:
 def test_a_killed_parallel_ingest_leaves_no_worker_and_no_lock(tmp_path, how):
     import signal
 
-    from cpudb.ingest import PARALLEL_THRESHOLD
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
+    from cpudb.store.ingest import PARALLEL_THRESHOLD
 
     dumps = tmp_path / "dumps"
     generate(PARALLEL_THRESHOLD * 3, dumps, seed=5)
@@ -195,7 +196,7 @@ def test_an_interrupted_query_exits_130(capsys):
 
     import duckdb
 
-    from cpudb.cli import fault_exit
+    from cpudb.cli.main import fault_exit
 
     conn = duckdb.connect()
     caught: list[BaseException] = []
@@ -224,7 +225,7 @@ def test_sigint_at_any_moment_of_an_ingest_exits_130_or_0_and_keeps_the_database
 
     import duckdb
 
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
 
     dumps = tmp_path / "dumps"
     generate(300, dumps, seed=9)

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURES
-from cpudb import fleet
-from cpudb.parse import parse_file
+from cpudb.inputs.parse import parse_file
+from cpudb.store import fleet
 
 FLAGS = {p.name.removesuffix(".txt"): parse_file(p).flags for p in FIXTURES.glob("*.txt")}
 NAMES = sorted(FLAGS)

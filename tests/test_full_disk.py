@@ -133,7 +133,7 @@ def test_duckdb_running_out_of_space_is_one_line_and_leaves_the_database(tmp_pat
     # The copy fits; DuckDB's own writes of 300 new hosts do not.
     result = _in_full_fs(tmp_path, "16m", f"""
         sys.path.insert(0, os.environ["ROOT"])
-        from cpudb.synthetic import generate
+        from cpudb.build.synthetic import generate
         dumps = Path({str(tmp_path)!r}) / "dumps"
         generate(300, dumps, seed=3)
         db = full / "fleet.duckdb"

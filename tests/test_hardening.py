@@ -18,11 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import DATA, FIXTURES, ROOT, fixture
-from cpudb import db, selection
-from cpudb.cli import main
+from cpudb.cli.main import main
 from cpudb.errors import CpudbError
-from cpudb.ingest import ingest_paths
-from cpudb.parse import HostDump, parse_dump
+from cpudb.inputs.parse import HostDump, parse_dump
+from cpudb.store import db, selection
+from cpudb.store.ingest import ingest_paths
 
 BAD = DATA / "bad"
 CPUDB = [sys.executable, "-m", "cpudb"]
@@ -243,7 +243,7 @@ def test_fuzz_inventory_files(tmp_path_factory, text):
 
 
 def test_an_ingest_killed_midway_leaves_the_previous_database_whole(existing_db, tmp_path):
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
 
     copy = tmp_path / "cpudb.duckdb"
     shutil.copyfile(existing_db, copy)
@@ -285,7 +285,7 @@ def test_a_second_writer_is_told_the_database_is_in_use_and_readers_go_on(existi
 
 
 def test_reports_fetch_nothing(tmp_path):
-    from cpudb.report import render_pdf
+    from cpudb.outputs.report import render_pdf
 
     pdf = render_pdf('<html><body><img src="http://198.51.100.7/x.png">'
                      '<link rel="stylesheet" href="https://198.51.100.7/a.css"><p>offline</p></body></html>')

@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 from conftest import DATA, FIXTURES, fixture
-from cpudb import db
 from cpudb.errors import DatabaseError, IngestError
-from cpudb.ingest import ingest_paths
+from cpudb.store import db
+from cpudb.store.ingest import ingest_paths
 
 
 def _count(path, query):
@@ -138,8 +138,15 @@ def test_readers_keep_working_while_a_write_is_open(tmp_path):
     reader.close()
 
 
-def test_a_schema_1_database_is_upgraded_when_read(tmp_path):
+def test_a_schema_1_database_is_refused_by_reads_and_upgraded_by_db_upgrade(tmp_path):
+    # Reads never write (issue 15): a read of an old database says so in one line and leaves it
+    # as it is; `cpudb db upgrade` (or any ingest) brings it up to date.
+    import subprocess
+    import sys
+
     import duckdb
+
+    from conftest import ROOT
 
     path = tmp_path / "c.duckdb"
     ingest_paths(path, [fixture("amd-epyc7742-1.txt")])
@@ -148,7 +155,18 @@ def test_a_schema_1_database_is_upgraded_when_read(tmp_path):
     old.execute("ALTER TABLE dumps DROP COLUMN guest_source")
     old.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     old.close()
+    before = path.read_bytes()
+    read = subprocess.run([sys.executable, "-m", "cpudb", "hosts", "--db", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert read.returncode == 2
+    assert read.stderr.splitlines() == [
+        f"cpudb: error: {path}: the database has schema 1, this cpudb reads schema {db.SCHEMA_VERSION}; "
+        f"run 'cpudb db upgrade --db {path}' (or any ingest) to bring it up to date"]
+    assert path.read_bytes() == before
+    up = subprocess.run([sys.executable, "-m", "cpudb", "db", "upgrade", "--db", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert up.returncode == 0 and up.stdout.startswith(f"{path}: upgraded (the database has schema 1"), up.stderr
     conn = db.open_read(path)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (db.SCHEMA_VERSION,)
     assert conn.execute("SELECT host, guest_dump_id FROM hosts WHERE kind = 'host'").fetchall() == [("amd-epyc7742-1", None)]
     conn.close()
+    again = subprocess.run([sys.executable, "-m", "cpudb", "db", "upgrade", "--db", str(path)], capture_output=True, text=True, cwd=ROOT)
+    assert again.stdout == f"{path}: already current\n"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REFERENCE, fixture, requires_reference
-from cpudb import db, fleet
-from cpudb.baseline import Options, compute
-from cpudb.catalog import current
+from cpudb.analysis.baseline import Options, compute
+from cpudb.catalog.dictionary import current
 from cpudb.errors import DumpParseError
-from cpudb.ingest import ingest_paths
-from cpudb.parse import parse_dump, parse_file
+from cpudb.inputs.parse import parse_dump, parse_file
+from cpudb.store import db, fleet
+from cpudb.store.ingest import ingest_paths
 
 CPUID_DUMPS = REFERENCE / "cpuid-dumps"
 
@@ -49,7 +49,7 @@ def domcaps(model: str, vendor: str, require=(), disable=(), arch: str = "x86_64
 def host_model(dump_file: Path, model: str, also: tuple[str, ...] = ()) -> str:
     """The domcapabilities libvirt would print for a host: its model, then in libvirt spelling every
     guest feature the host has beyond it (plus ``also``: bits lscpu hides), and those it lacks."""
-    from cpudb.parse_xml import libvirt_maps
+    from cpudb.inputs.xml import libvirt_maps
 
     flags = parse_file(dump_file).flags
     group, vendor = ("amd", "AMD") if "svm" in flags else ("intel", "Intel")

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import DATA, FIXTURES, fixture
 from cpudb.errors import DumpParseError
-from cpudb.parse import host_name_from_path, parse_dump, parse_file
+from cpudb.inputs.parse import host_name_from_path, parse_dump, parse_file
 
 # (file, vendor, flag count, format, flags it must have, flags it must not have).
 # Flag counts were checked independently with grep | tr | wc on each file's flags line.
@@ -212,7 +212,8 @@ def test_oversized_file_is_refused_before_reading(tmp_path):
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from cpudb import parse as _parse, parse_cpuinfo as _cpuinfo  # noqa: E402
+from cpudb.inputs import cpuinfo as _cpuinfo
+from cpudb.inputs import lscpu as _lscpu  # noqa: E402
 
 _LINE_CHARS = st.sampled_from(list("ab :\t\x0b\x0c\u00a0\u2028 fx1_"))
 
@@ -228,6 +229,6 @@ def test_cpuinfo_lines_split_as_the_reference_pattern_splits_them(line):
 @settings(max_examples=5000, deadline=None)
 @given(st.text(_LINE_CHARS, max_size=14))
 def test_lscpu_lines_split_as_the_reference_pattern_splits_them(line):
-    match = _parse._LSCPU_LINE.match(line)
+    match = _lscpu._LSCPU_LINE.match(line)
     expected = None if match is None else (len(match.group(1)), match.group(2).strip(), match.group(3))
-    assert _parse.split_lscpu_line(line) == expected
+    assert _lscpu.split_lscpu_line(line) == expected

@@ -7,12 +7,14 @@ import json
 import pytest
 
 from conftest import FIXTURES, REFERENCE, ROOT, SAMPLE_FLEET, requires_reference
-from cpudb import catalog, fleet, planning
-from cpudb.baseline import Options, compute
-from cpudb.cli import main
+from cpudb.analysis import planning
+from cpudb.analysis.baseline import Options, compute
+from cpudb.build.references import build_references, read_references
+from cpudb.catalog import dictionary as catalog
+from cpudb.cli.main import main
 from cpudb.errors import CpudbError
-from cpudb.parse import parse_file
-from cpudb.reference_build import build_references, read_references
+from cpudb.inputs.parse import parse_file
+from cpudb.store import fleet
 
 REFERENCES = {r["id"]: r for r in read_references(ROOT / "data" / "reference_cpus" / "references.json")}
 
@@ -150,8 +152,8 @@ def test_report_has_a_planning_section_with_the_reference_cpus(tmp_path):
 def test_limits_at_1000_hosts_names_cpu_models_not_variants(tmp_path, capsys):
     from collections import Counter
 
-    from cpudb.signatures import short_cpu
-    from cpudb.synthetic import generate
+    from cpudb.build.synthetic import generate
+    from cpudb.catalog.signatures import short_cpu
 
     generate(1000, tmp_path / "dumps", seed=7)
     dumps = [parse_file(p) for p in sorted((tmp_path / "dumps").iterdir())]

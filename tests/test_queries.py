@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 import pytest
 
 from conftest import SAMPLE_FLEET
-from cpudb import db, fleet
-from cpudb.baseline import compute
-from cpudb.ingest import ingest_into
+from cpudb.analysis.baseline import compute
 from cpudb.queries import all_queries, parse_queries
+from cpudb.store import db, fleet
+from cpudb.store.ingest import ingest_into
 
 QUERIES = all_queries()
 # A value for each named parameter a query may take; bulk inserts get empty columns.

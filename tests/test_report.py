@@ -15,9 +15,9 @@ from defusedxml import ElementTree
 
 import pdf
 from conftest import FIXTURES, SAMPLE_FLEET
-from cpudb.cli import main
-from cpudb.signatures import short_cpu
-from cpudb.synthetic import generate
+from cpudb.build.synthetic import generate
+from cpudb.catalog.signatures import short_cpu
+from cpudb.cli.main import main
 
 needs_pdftotext = pdf.needs_pdftotext
 CONFIG_FILES = ("nova.conf", "domain-cpu.xml", "qemu-cpu.txt", "cpu-models.conf", "kubevirt-cpu.yaml")
@@ -132,7 +132,7 @@ def test_micro_architecture_comes_from_the_cpu_signature(tmp_path):
     html = out.read_text()
     rows = re.findall(r'<td class="cpu-model"><strong>([^<]+)</strong>.*?<td class="generation">([^<]+)</td>', html, re.S)
     arch = {label: generation for label, generation in rows}
-    from cpudb.parse import parse_file
+    from cpudb.inputs.parse import parse_file
 
     checked = 0
     for name in metal:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cpudb.errors import SelectionError, UnknownHostError
-from cpudb.selection import load_inventory, resolve
+from cpudb.store.selection import load_inventory, resolve
 
 HOSTS = ["cmp-bdw-01", "cmp-clx-01", "cmp-clx-02", "cmp-rome-01", "cmp-rome-02", "cmp-milan-01"]
 GROUPS = {"amd": ["cmp-rome-*", "cmp-milan-*"], "clx": ["cmp-clx-*"], "all-but-bdw": ["@amd", "@clx"]}

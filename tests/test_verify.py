@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from conftest import FIXTURES
-from cpudb.cli import main
-from cpudb.parse import parse_file
-from cpudb.verify import verify
+from cpudb.analysis.verify import verify
+from cpudb.cli.main import main
+from cpudb.inputs.parse import parse_file
 
 GUEST = FIXTURES / "intel-qemu-cascadelake-vm-1.txt"
 
