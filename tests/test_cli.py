@@ -263,3 +263,19 @@ def test_a_repeated_baseline_is_remembered_and_forgotten_when_the_database_chang
     assert "naples" in after["hosts"] and after["recommended"]["model"] != json.loads(first)["recommended"]["model"]
     monkeypatch.setenv("CPUDB_CACHE", "off")
     assert cache.folder() is None
+
+
+def test_each_command_is_registered_by_the_module_the_command_table_names():
+    # cpudb imports only the module of the command it runs; the table must say the truth.
+    import importlib
+
+    from cpudb.cli import base
+    from cpudb.cli.main import COMMAND_MODULES, build_parser
+
+    build_parser()
+    where = {}
+    for register in base.REGISTRY:
+        where[register.__name__.removeprefix("_register_")] = register.__module__.removeprefix("cpudb.cli.")
+    assert where == COMMAND_MODULES
+    for command, module in COMMAND_MODULES.items():
+        importlib.import_module(f"cpudb.cli.{module}")

@@ -78,7 +78,6 @@ def _register_baseline(commands: argparse._SubParsersAction) -> None:
 
 def _baseline(args: argparse.Namespace) -> int:
     from cpudb.analysis import baseline
-    from cpudb.outputs import emit
     from cpudb.outputs import tables as output
     from cpudb.store import cache, fleet
 
@@ -91,6 +90,8 @@ def _baseline(args: argparse.Namespace) -> int:
         with reading(args) as conn:
             chosen = fleet.select(conn, selection_text(args), inventory_option(args))
             result = baseline.compute(conn, chosen.describe() if not chosen.text.strip() else chosen.text, options)
+            from cpudb.outputs import emit  # only a computed answer needs the emitters
+
             configs = emit.configs(conn, result)
         cache.store(entry, (result, configs))
     if args.format == "json":

@@ -4,8 +4,6 @@ which costs no import."""
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -65,11 +63,15 @@ def print_json(document: Any, out: TextIO | None = None) -> None:
     """Indented for a person at a terminal; compact (and encoded in C, 10x faster) for programs."""
     out = out or sys.stdout
     indent = 2 if out.isatty() else None
+    import json  # imported by the commands that print JSON only
+
     out.write(json.dumps(document, indent=indent, default=_json_default))
     out.write("\n")
 
 
 def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO | None = None) -> None:
+    import csv
+
     writer = csv.writer(out or sys.stdout, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:

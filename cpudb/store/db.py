@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,6 +129,8 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             if path.exists():
                 try:
+                    import shutil
+
                     shutil.copyfile(path, temp)
                 except OSError as exc:
                     raise _no_room(path, exc, "for the private copy a write works on") from None

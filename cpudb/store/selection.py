@@ -13,7 +13,6 @@ An empty selection means every (non-reference) host.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -175,6 +174,8 @@ def _no_match(pattern: str, known_hosts: Sequence[str]) -> SelectionError:
 
 
 def unknown_message(what: str, name: str, known: Sequence[str], verb: str = "is not known") -> str:
+    import difflib  # only a misspelt name needs it
+
     close = difflib.get_close_matches(name.replace("*", ""), list(known), n=3, cutoff=0.5)
     hint = f"; closest: {', '.join(close)}" if close else ""
     if not known:
