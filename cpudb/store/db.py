@@ -35,14 +35,18 @@ def resolve_path(option: str | None) -> Path:
 def open_read(path: Path) -> duckdb.DuckDBPyConnection:
     """Open an existing database read-only. A read never writes: a database of another schema or
     catalog version is refused in one line that says how to upgrade it."""
-    if not path.exists():
-        raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
+    _must_exist(path)
     conn = _connect_read(path)
     stale = staleness(conn)
     if stale:
         conn.close()
         raise DatabaseError(f"{path}: {stale}; run 'cpudb db upgrade --db {path}' (or any ingest) to bring it up to date")
     return conn
+
+
+def _must_exist(path: Path) -> None:
+    if not path.exists():
+        raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
 
 
 def staleness(conn: duckdb.DuckDBPyConnection) -> str | None:
@@ -58,8 +62,7 @@ def staleness(conn: duckdb.DuckDBPyConnection) -> str | None:
 def upgrade(path: Path) -> str | None:
     """Bring the database at ``path`` to this cpudb's schema and catalog (a write, like an ingest);
     return what was out of date, or None when nothing was."""
-    if not path.exists():
-        raise DatabaseError(f"{path}: no database here (run 'cpudb ingest DUMPS...' first, or pass --db)")
+    _must_exist(path)
     conn = _connect_read(path)
     try:
         stale = staleness(conn)
@@ -133,7 +136,10 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
                     shutil.copyfile(path, temp)
                 except OSError as exc:
-                    raise _no_room(path, exc, "for the private copy a write works on") from None
+                    if _out_of_space(exc):
+                        raise DatabaseError(f"{path}: no room for the private copy a write works on ({exc.strerror}); "
+                                            "the database was not changed") from None
+                    raise
             try:
                 conn = duckdb.connect(str(temp))
             except duckdb.Error as exc:
@@ -149,8 +155,7 @@ def write(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             os.replace(temp, path)
             _fsync(path.parent)
         except (duckdb.Error, OSError) as exc:
-            # DuckDB reports its own full disk as an I/O error naming the private copy's WAL.
-            if "No space left on device" in str(exc) or getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            if _out_of_space(exc):
                 raise DatabaseError(f"{path}: no room to write the database (No space left on device); "
                                     "the database was not changed") from None
             raise
@@ -199,11 +204,10 @@ def _check_cpudb(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise DatabaseError(f"{path}: a DuckDB database, but not one cpudb wrote")
 
 
-def _no_room(path: Path, exc: OSError, what: str) -> BaseException:
-    """A full disk (or quota) while writing ``path`` as one line; any other OSError unchanged."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DatabaseError(f"{path}: no room {what} ({exc.strerror}); the database was not changed")
-    return exc
+def _out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota: an OSError says so by its errno, DuckDB by the message of its own I/O
+    error (which names the private copy's WAL)."""
+    return getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
 
 
 def _remove(path: Path) -> None:
