@@ -87,8 +87,8 @@ class _Fields:
 
 
 class Memo(dict):
-    """Results per distinct input text, kept while the texts kept are under ``budget`` characters
-    in all (then it starts again): a fleet repeats its lines and flag sets, so each distinct one is
+    """Results per distinct input (a text, or a flag set sized by its flags), kept while the inputs
+    kept are under ``budget`` characters in all (then it starts again): a fleet repeats its lines and flag sets, so each distinct one is
     worked out once per process, and hostile input cannot make the memo grow without bound."""
 
     def __init__(self, budget: int):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cpudb.errors import CpudbError, DumpParseError
 from cpudb.inputs.parse import HostDump, parse_file
+from cpudb.inputs.records import Memo
 
 # Below this many files, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 2000
@@ -97,25 +98,23 @@ def to_row(dump: HostDump) -> Row:
 # One string object per distinct flag set and per distinct extra line in a process: sorting a set
 # happens once, and pickle sends a string it has seen in the same chunk as a reference, so the
 # rows of 100,000 hosts cross from the parse workers as a few hundred flag texts and small tuples.
-_TEXTS: dict[frozenset[str], str] = {}
-_VALUES: dict[str, str] = {}
-_INTERN_LIMIT = 65_536
+_TEXTS = Memo(4_000_000)  # sorted text per flag set
+_VALUES = Memo(8_000_000)  # one object per distinct extra line value
 
 
 def _flag_text(flags: frozenset[str]) -> str:
     """A flag set as one string, sorted: its own dedup key and compact to pass between processes."""
     text = _TEXTS.get(flags)
     if text is None:
-        if len(_TEXTS) >= _INTERN_LIMIT:
-            _TEXTS.clear()
-        text = _TEXTS[flags] = " ".join(sorted(flags))
+        text = _TEXTS.keep(flags, " ".join(sorted(flags)))
     return text
 
 
 def _same(value: str) -> str:
-    if len(_VALUES) >= _INTERN_LIMIT:
-        _VALUES.clear()
-    return _VALUES.setdefault(value, value)
+    kept = _VALUES.get(value)
+    if kept is None:
+        kept = _VALUES.keep(value, value)
+    return kept
 
 
 def flagset_digest(flags: Iterable[str]) -> str:
