@@ -11,9 +11,9 @@ import pytest
 import configtext
 from conftest import FIXTURES
 from cpudb.analysis.baseline import Options, compute
+from cpudb.build import libvirt_hosts
 from cpudb.catalog import dictionary as catalog
 from cpudb.catalog import targets
-from cpudb.catalog.dictionary import VENDOR_GROUPS
 from cpudb.catalog.libvirt_map import read_cpu_map
 from cpudb.errors import CpudbError
 from cpudb.inputs.parse import parse_file
@@ -48,24 +48,8 @@ def installed_libvirt():
 
 
 def host_cpu_xml(dump, installed) -> str:
-    """A host as libvirt describes it: every feature its flags show, in this libvirt's names.
-
-    Names are joined on the CPUID location, so features this libvirt does not know drop out.
-    """
-    group = VENDOR_GROUPS[dump.vendor]
-    location = {e.qemu: e.id for e in CATALOG.entries if e.qemu}
-    libvirt_name = {f.location.key: name for name, f in installed.features.items()}
-    features = sorted(
-        {
-            libvirt_name[location[feature]]
-            for flag, vendor, feature, _ in CATALOG.flag_features()
-            if flag in dump.flags and vendor in ("any", group) and location.get(feature) in libvirt_name
-        }
-    )
-    lines = ["<cpu>", "  <arch>x86_64</arch>", "  <model>qemu64</model>",
-             f"  <vendor>{'Intel' if group == 'intel' else 'AMD'}</vendor>"]
-    lines += [f"  <feature name='{name}'/>" for name in features]
-    return "\n".join(lines + ["</cpu>", ""])
+    """A host as libvirt describes it (see cpudb.build.libvirt_hosts), in this libvirt's names."""
+    return libvirt_hosts.host_cpu_xml(dump, libvirt_hosts.feature_names(installed, CATALOG))
 
 
 def libvirt_baseline_features(xml: str, tmp_path: Path, installed) -> set[str]:
